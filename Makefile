@@ -1,0 +1,59 @@
+# One entry point for people and CI. `make test` is what .ci/run runs.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# Builds of deltalake + datafusion are heavy: keep them outside the clone so every checkout
+# (and CI's fresh clone) reuses one warm target directory.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/events-lake/target
+VENV ?= $(HOME)/.cache/events-lake/venv
+PY := $(VENV)/bin/python
+REQ_STAMP := $(VENV)/.req-$(shell sha1sum requirements-dev.txt | cut -c1-12)
+CHECKOV_VENV ?= $(HOME)/.cache/events-lake/venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.req-$(shell sha1sum requirements-checkov.txt | cut -c1-12)
+
+export WRITER_BIN := $(CARGO_TARGET_DIR)/debug/writer
+export COMPACTOR_BIN := $(CARGO_TARGET_DIR)/debug/compactor
+
+.PHONY: all build demo test lint unit integration terraform-check venv bench clean-lake
+
+all: build
+
+venv: $(REQ_STAMP)
+$(REQ_STAMP): requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+build:
+	cargo build --workspace --bins
+
+## The main job on the embedded default: ingest the shipped sample into ./lake (no AWS).
+demo: build
+	$(WRITER_BIN) ingest --input samples/events.ndjson --table ./lake/events --rejected-table ./lake/events_rejected
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit:
+	cargo test --workspace
+
+integration: venv build
+	cd integration-tests && PATH="$(VENV)/bin:$$PATH" $(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+terraform-check: $(CHECKOV_STAMP)
+	VENV=$(CHECKOV_VENV) bash terraform/check.sh
+
+test: venv lint unit integration terraform-check
+
+bench: venv
+	cargo build --release --bins
+	PATH="$(VENV)/bin:$$PATH" $(PY) bench/run.py $(BENCH_ARGS)
+
+clean-lake:
+	rm -rf ./lake

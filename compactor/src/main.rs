@@ -1,0 +1,304 @@
+//! `compactor`: keeps the events table fast — bin-packing (optionally Z-ordering) small files,
+//! writing checkpoints and expiring old log entries, vacuuming unreferenced files — without
+//! ever changing what a reader sees. Every command prints a one-line JSON summary last.
+
+mod checkpoint;
+mod history;
+mod optimize;
+mod vacuum;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use storage::{CommitLock, StorageConfig};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(name = "compactor", version, about = "Optimizes, checkpoints and vacuums the events Delta table.")]
+struct Cli {
+    /// Log format: `text` or `json`.
+    #[arg(long, global = true, env = "LOG_FORMAT", default_value = "text")]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Bin-pack small files into files near the target size (rewrites, `dataChange=false`).
+    Optimize(OptimizeCmd),
+    /// Delete files no longer referenced by the table and older than the retention.
+    Vacuum(VacuumCmd),
+    /// Write a checkpoint and expire log entries older than the log retention.
+    Checkpoint(TableArgs),
+    /// Optimize, checkpoint, then vacuum: the scheduled job.
+    Run(RunCmd),
+    /// Show the table's commits with their metadata (who wrote what, from where).
+    History(HistoryCmd),
+}
+
+#[derive(Args, Clone)]
+pub struct TableArgs {
+    /// Table location: a local path or `s3://` URI.
+    #[arg(long, env = "COMPACTOR_TABLE")]
+    pub table: String,
+    /// Commit mode for `s3://` tables: `dynamodb` or `s3-conditional`.
+    #[arg(long, env = "COMPACTOR_COMMIT_LOCK", value_parser = parse_commit_lock)]
+    pub commit_lock: Option<CommitLock>,
+    /// DynamoDB lock table (with `--commit-lock dynamodb`).
+    #[arg(long, env = "COMPACTOR_LOCK_TABLE", default_value = storage::lock::DEFAULT_LOCK_TABLE)]
+    pub lock_table: String,
+    /// Scheme recorded in the lock table's `tablePath` (e.g. `s3a`).
+    #[arg(long, env = "COMPACTOR_LOCK_PATH_SCHEME")]
+    pub lock_path_scheme: Option<String>,
+}
+
+impl TableArgs {
+    pub fn storage(&self) -> StorageConfig {
+        StorageConfig {
+            commit_lock: self.commit_lock,
+            lock_table: self.lock_table.clone(),
+            lock_path_scheme: self.lock_path_scheme.clone(),
+            ..StorageConfig::default()
+        }
+    }
+}
+
+fn parse_commit_lock(s: &str) -> Result<CommitLock, String> {
+    s.parse()
+}
+
+#[derive(Args, Clone)]
+pub struct OptimizeArgs {
+    /// Target file size (e.g. `256MiB`, `128MB`, `1048576`).
+    #[arg(long, env = "COMPACTOR_TARGET_SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub target_size: u64,
+    /// Compact a partition only when it has at least this many files below the target size.
+    #[arg(long, env = "COMPACTOR_MIN_SMALL_FILES", default_value_t = 2)]
+    pub min_small_files: usize,
+    /// Only partitions with a file written within this window (e.g. `2d`).
+    #[arg(long, env = "COMPACTOR_SINCE", value_parser = parse_duration)]
+    pub since: Option<std::time::Duration>,
+    /// Only this partition (`column=value`; repeat for several columns).
+    #[arg(long = "partition", value_parser = parse_partition)]
+    pub partitions: Vec<(String, String)>,
+    /// Z-order the rewritten files by these columns (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    pub zorder: Vec<String>,
+}
+
+#[derive(Args, Clone)]
+pub struct VacuumArgs {
+    /// Keep unreferenced files younger than this (default: the table's
+    /// `delta.deletedFileRetentionDuration`, 7 days for tables this project creates).
+    #[arg(long, env = "COMPACTOR_RETENTION", value_parser = parse_duration)]
+    pub retention: Option<std::time::Duration>,
+    /// Allow a retention shorter than the table's time-travel window.
+    #[arg(long)]
+    pub force: bool,
+    /// List what would be deleted without deleting.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also delete files never referenced by any commit (orphans of crashed writers) that
+    /// are older than the retention. Default: only files removed by earlier commits.
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Args)]
+struct OptimizeCmd {
+    #[command(flatten)]
+    table: TableArgs,
+    #[command(flatten)]
+    optimize: OptimizeArgs,
+}
+
+#[derive(Args)]
+struct VacuumCmd {
+    #[command(flatten)]
+    table: TableArgs,
+    #[command(flatten)]
+    vacuum: VacuumArgs,
+}
+
+#[derive(Args)]
+struct RunCmd {
+    #[command(flatten)]
+    table: TableArgs,
+    #[command(flatten)]
+    optimize: OptimizeArgs,
+    #[command(flatten)]
+    vacuum: VacuumArgs,
+}
+
+#[derive(Args)]
+struct HistoryCmd {
+    #[command(flatten)]
+    table: TableArgs,
+    /// Number of most recent versions to show.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num.parse().map_err(|_| format!("invalid duration `{s}`"))?;
+    let mult = match unit {
+        "s" | "" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        "w" => 604_800.0,
+        other => return Err(format!("invalid duration unit `{other}` (use s, m, h, d, w)")),
+    };
+    if !(v * mult).is_finite() || v < 0.0 {
+        return Err(format!("invalid duration `{s}`"));
+    }
+    Ok(std::time::Duration::from_secs_f64(v * mult))
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: u64 = num.parse().map_err(|_| format!("invalid size `{s}`"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        other => return Err(format!("invalid size unit `{other}` (use B, KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    v.checked_mul(mult).filter(|&b| b > 0).ok_or_else(|| format!("invalid size `{s}`"))
+}
+
+fn parse_partition(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected column=value, got `{s}`"))
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,deltalake=warn,deltalake_core=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().flatten_event(true).with_current_span(false).init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let is_run = matches!(cli.command, Command::Run(_));
+    match runtime.block_on(run(cli.command)) {
+        Ok(summary) => {
+            if is_run {
+                tracing::info!(summary = %summary, "compactor run finished");
+            }
+            match print_last_line(&summary) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: writing the summary: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            if is_run {
+                tracing::error!(error = %msg, "compactor run failed");
+            } else {
+                tracing::error!(error = %msg, "failed");
+            }
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<Value> {
+    let started = Instant::now();
+    let mut summary = match command {
+        Command::Optimize(c) => {
+            let out = optimize::optimize(&c.table, &c.optimize).await.with_context(|| format!("optimizing {}", c.table.table))?;
+            serde_json::to_value(out)?
+        }
+        Command::Vacuum(c) => {
+            let out = vacuum::vacuum(&c.table, &c.vacuum).await.with_context(|| format!("vacuuming {}", c.table.table))?;
+            serde_json::to_value(out)?
+        }
+        Command::Checkpoint(t) => {
+            let out = checkpoint::checkpoint(&t).await.with_context(|| format!("checkpointing {}", t.table))?;
+            serde_json::to_value(out)?
+        }
+        Command::History(h) => {
+            let entries = history::history(&h.table, h.limit).await.with_context(|| format!("reading history of {}", h.table.table))?;
+            let mut out = std::io::stdout().lock();
+            for e in &entries {
+                writeln!(out, "{e}")?;
+            }
+            json!({"command": "history", "versions": entries.len()})
+        }
+        Command::Run(c) => {
+            let o = optimize::optimize(&c.table, &c.optimize).await.with_context(|| format!("optimizing {}", c.table.table))?;
+            let k = checkpoint::checkpoint(&c.table).await.with_context(|| format!("checkpointing {}", c.table.table))?;
+            let v = vacuum::vacuum(&c.table, &c.vacuum).await.with_context(|| format!("vacuuming {}", c.table.table))?;
+            json!({
+                "command": "run",
+                "files_before": o.files_before, "bytes_before": o.bytes_before,
+                "files_after": o.files_after, "bytes_after": o.bytes_after,
+                "partitions_touched": o.partitions_touched,
+                "versions_committed": o.versions_committed + v.versions_committed,
+                "optimize": o, "checkpoint": k, "vacuum": v,
+            })
+        }
+    };
+    if let Value::Object(m) = &mut summary {
+        m.insert("duration_ms".into(), json!(started.elapsed().as_millis() as u64));
+    }
+    Ok(summary)
+}
+
+/// The machine-readable result: one JSON line, always the last line on stdout.
+fn print_last_line(value: &Value) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{value}")?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("1MB"), Ok(1_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert_eq!(parse_duration("168h"), Ok(std::time::Duration::from_secs(168 * 3600)));
+        assert_eq!(parse_duration("2d"), Ok(std::time::Duration::from_secs(2 * 86_400)));
+        assert!(parse_duration("2y").is_err());
+        assert_eq!(parse_partition("event_type=payment"), Ok(("event_type".into(), "payment".into())));
+        assert!(parse_partition("nope").is_err());
+    }
+}

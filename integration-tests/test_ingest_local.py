@@ -1,0 +1,168 @@
+"""Issue 2: the core write path on a local table, checked with independent readers."""
+import datetime as dt
+import json
+import pathlib
+import time
+import urllib.parse
+from decimal import Decimal
+
+import polars as pl
+import polars_deltalake
+import pytest
+
+from conftest import run
+from expected import expected_from_lines
+
+# Hand-written edge cases on top of the generated corpus.
+EDGE = [
+    b'{"event_uuid":"edge-1","event_name":"payment:order:completed","created_at":1710670530,"amount":1}',
+    b'{"event_uuid":"edge-1","event_name":"payment:order:completed","created_at":1710670530,"amount":1}',
+    b'{"created_at":1710670530.5,"event_name":"login","event_uuid":"edge-2","nested":{"a":[1,{"b":null}]}}',
+    b'{"event_uuid":"edge-3","event_name":"a::b","created_at":1709164800}',
+    b'{"event_uuid":"edge-4","event_name":"caf\xc3\xa9:\xe6\x9d\xb1\xe4\xba\xac","created_at":1709251199.999,"t":"\\u00e9\\n"}',
+    b'{"event_uuid":"edge-5","event_name":"x","created_at":1710670530000}',
+    b'{"event_uuid":"edge-6","event_name":"x","created_at":true}',
+    b'{"event_uuid":"edge-7","event_name":"x","created_at":1710670530,"event_uuid":"dup"}',
+    b'\xff\xfe\xfd',
+    b'',
+    b'   ',
+    b'null',
+    b'{"event_uuid":"edge-8","event_name":"with space/and=eq","created_at":1710670530}',
+]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, writer_bin):
+    d = tmp_path_factory.mktemp("corpus")
+    gen = d / "gen.ndjson"
+    summary, _ = run([writer_bin, "generate", "--count", "6000", "--seed", "7", "--output", str(gen),
+                      "--duplicate-ratio", "0.1", "--malformed-ratio", "0.03", "--large-ratio", "0.01",
+                      "--late-ratio", "0.3", "--max-lateness", "5d"])
+    assert summary["lines"] == 6000
+    data = gen.read_bytes() + b"\n".join(EDGE) + b"\n"
+    path = d / "events.ndjson"
+    path.write_bytes(data)
+    return path
+
+
+def ingest(writer_bin, src, lake, extra=()):
+    summary, _ = run([writer_bin, "ingest", "--input", str(src), "--table", str(lake / "events"),
+                      "--rejected-table", str(lake / "events_rejected"), *extra])
+    return summary
+
+
+def test_ingest_twice_exact(writer_bin, corpus, tmp_lake, duck):
+    lines = corpus.read_bytes().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines = lines[:-1]
+    now = int(time.time())
+    events, rejects, counts = expected_from_lines(lines, now)
+
+    # Small batches so dedupe against the table (not only within a batch) is exercised.
+    first = ingest(writer_bin, corpus, tmp_lake, ["--max-batch-events", "1500"])
+    assert first["read"] == counts["read"]
+    assert first["written"] == len(events)
+    assert first["duplicates"] == counts["duplicates"]
+    assert first["rejected"] == len(rejects)
+    assert first["read"] == first["written"] + first["duplicates"] + first["rejected"]
+    assert first["table_version"] >= 1
+
+    second = ingest(writer_bin, corpus, tmp_lake)
+    assert second["written"] == 0
+    assert second["rejected_written"] == 0
+    assert second["duplicates"] == first["written"] + first["duplicates"]
+    assert second["table_version"] == first["table_version"]
+
+    table = str(tmp_lake / "events")
+    rows = duck.execute(f"""
+        SELECT event_uuid, event_name, created_at, epoch_us(created_timestamp), created_datetime,
+               event_type, event_subtype, created_date, payload, source, source_position
+        FROM delta_scan('{table}')""").fetchall()
+    assert len(rows) == len(events)
+    uuids = [(r[0], r[5], r[7]) for r in rows]
+    assert len(set(uuids)) == len(uuids), "duplicate keys in table"
+    by_key = {(r[0], r[5], r[7]): r for r in rows}
+    assert set(by_key) == set(events)
+    for key, exp in events.items():
+        r = by_key[key]
+        assert r[1] == exp["event_name"]
+        assert r[2] == exp["created_at"]
+        assert r[3] == exp["created_micros"], (r, exp)
+        assert r[4] == exp["created_datetime"]
+        assert r[6] == exp["event_subtype"]
+        assert json.loads(r[8], parse_float=Decimal) == exp["payload"]
+        assert r[9].startswith("file:")
+        assert int(r[10]) == exp["line"], "first occurrence must win"
+
+    # polars-deltalake agrees (a second, independent reader).
+    df = polars_deltalake.read_delta(table)
+    assert df.height == len(events)
+    assert df.select(pl.col("event_uuid").n_unique()).item() == len({k[0] for k in events})
+
+    # Hive-style folders, as the log says.
+    log = pathlib.Path(table) / "_delta_log"
+    adds = []
+    for f in sorted(log.glob("*.json")):
+        for line in f.read_text().splitlines():
+            a = json.loads(line)
+            if "add" in a:
+                adds.append(a["add"])
+    assert adds
+    for a in adds:
+        rel = urllib.parse.unquote(a["path"])
+        pv = a["partitionValues"]
+        assert rel.startswith(f"event_type={urllib.parse.quote(pv['event_type'], safe='')}/created_date={pv['created_date']}/"), rel
+        assert (pathlib.Path(table) / rel).exists()
+    assert (pathlib.Path(table) / "event_type=payment").is_dir()
+
+    # Commit metadata tells an auditor what each version holds.
+    infos = []
+    for f in sorted(log.glob("*.json")):
+        for line in f.read_text().splitlines():
+            a = json.loads(line)
+            if "commitInfo" in a and a["commitInfo"].get("operation") == "WRITE":
+                infos.append(a["commitInfo"])
+    assert infos and all("writer" in i and "source" in i and "counts" in i for i in infos)
+
+    # The rejected table is complete: every bad line, once, with its reason and raw bytes.
+    rej = duck.execute(f"""
+        SELECT source_position, reason, raw, message, rejected_at FROM delta_scan('{tmp_lake / "events_rejected"}')
+    """).fetchall()
+    got = {int(r[0]): (r[1], bytes(r[2])) for r in rej}
+    assert len(rej) == len(rejects)
+    assert got == rejects
+    assert all(r[3] for r in rej)
+
+
+def test_stdin_and_summary_contract(writer_bin, tmp_lake):
+    lines = [
+        b'{"event_uuid":"s1","event_name":"a:b:c","created_at":1710670530}',
+        b'{"event_uuid":"s1","event_name":"a:b:c","created_at":1710670530}',
+        b'not json',
+    ]
+    summary, p = run([writer_bin, "ingest", "--input", "-", "--table", str(tmp_lake / "t"),
+                      "--rejected-table", str(tmp_lake / "r")], input=b"\n".join(lines) + b"\n")
+    for k in ("read", "written", "duplicates", "rejected", "table_version"):
+        assert k in summary
+    assert (summary["read"], summary["written"], summary["duplicates"], summary["rejected"]) == (3, 1, 1, 1)
+
+
+def test_real_failure_exits_nonzero(writer_bin, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _, p = run([writer_bin, "ingest", "--input", "/nonexistent/input.ndjson", "--table", str(tmp_path / "t"),
+                "--rejected-table", str(tmp_path / "r")], check=False)
+    assert p.returncode != 0
+    assert b"input" in p.stderr
+    _, p = run([writer_bin, "ingest", "--input", "-", "--table", str(blocker / "t"),
+                "--rejected-table", str(tmp_path / "r")], input=b"", check=False)
+    assert p.returncode != 0
+    assert p.stderr.strip()
+
+
+def test_help_documents_flags(writer_bin):
+    _, p = run([writer_bin, "ingest", "--help"])
+    out = p.stdout.decode()
+    for flag in ("--input", "--table", "--rejected-table", "--max-batch-events", "--flush-interval",
+                 "--dedupe-memory-mb", "--min-created-at", "--max-future"):
+        assert flag in out

@@ -1,0 +1,212 @@
+"""Issue 4: `writer run` against moto's Kinesis + DynamoDB + S3: leases, exactly-once under
+kill -9, scale-out, resharding, graceful shutdown."""
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import run
+from expected import expected_from_lines
+from s3util import client, duck_s3, make_bucket
+
+END_TIME = 1_764_000_000
+
+
+def make_stream(moto, shards):
+    name = f"s-{uuid.uuid4().hex[:8]}"
+    k = client(moto, "kinesis")
+    k.create_stream(StreamName=name, ShardCount=shards)
+    for _ in range(50):
+        if k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE":
+            break
+        time.sleep(0.1)
+    return name
+
+
+def put(writer_bin, moto, stream, count, seed, **kw):
+    args = [writer_bin, "generate", "--count", str(count), "--seed", str(seed), "--end-time", str(END_TIME),
+            "--kinesis-stream", stream]
+    for k, v in kw.items():
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    run(args, env=moto["env"])
+
+
+def lines_for(writer_bin, tmp_path, count, seed, **kw):
+    f = tmp_path / f"lines-{seed}.ndjson"
+    args = [writer_bin, "generate", "--count", str(count), "--seed", str(seed), "--end-time", str(END_TIME),
+            "--output", str(f)]
+    for k, v in kw.items():
+        if k in ("rate", "kpl_aggregate"):
+            continue
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    run(args)
+    return f.read_bytes().split(b"\n")[:-1]
+
+
+class Env:
+    def __init__(self, writer_bin, moto, shards=2):
+        self.writer_bin = writer_bin
+        self.moto = moto
+        self.bucket = make_bucket(moto, f"b-{uuid.uuid4().hex[:8]}")
+        self.stream = make_stream(moto, shards)
+        self.leases = f"leases-{uuid.uuid4().hex[:8]}"
+        self.lock = f"lock-{uuid.uuid4().hex[:8]}"
+        run([writer_bin, "lock-table", "create", "--lock-table", self.lock], env=moto["env"])
+
+    def cmd(self, *extra):
+        return [self.writer_bin, "--log-format", "json", "run", "--stream", self.stream,
+                "--table", f"s3://{self.bucket}/events", "--rejected-table", f"s3://{self.bucket}/events_rejected",
+                "--lease-table", self.leases, "--commit-lock", "dynamodb", "--lock-table", self.lock,
+                "--lease-duration", "3s", "--flush-interval", "1s", "--poll-interval", "200ms",
+                "--metrics-port", "0", "--max-future", "36500d", *extra]
+
+    def start(self, *extra):
+        return subprocess.Popen(self.cmd(*extra), env={**os.environ, **self.moto["env"], "RUST_LOG": "info"},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def run_until_idle(self, idle="6s", timeout=300):
+        summary, p = run(self.cmd("--exit-when-idle", idle), env=self.moto["env"], timeout=timeout)
+        return summary
+
+    def rows(self):
+        con = duck_s3(self.moto)
+        return con.execute(
+            f"SELECT event_uuid, event_type, created_date FROM delta_scan('s3://{self.bucket}/events')").fetchall()
+
+    def rejected(self):
+        con = duck_s3(self.moto)
+        return con.execute(f"SELECT raw, reason FROM delta_scan('s3://{self.bucket}/events_rejected')").fetchall()
+
+    def check_exact(self, lines):
+        expected, rejects, _ = expected_from_lines(lines, END_TIME)
+        rows = self.rows()
+        assert len(rows) == len(set(rows)), "duplicate rows"
+        assert set(rows) == set(expected), (len(rows), len(expected))
+        rej = self.rejected()
+        assert sorted(bytes(r[0]) for r in rej) == sorted(raw for _, raw in rejects.values())
+        return expected
+
+
+GEN = dict(duplicate_ratio=0.1, malformed_ratio=0.02, late_ratio=0.2)
+
+
+def test_multi_shard_exact_with_kpl(writer_bin, moto, tmp_path):
+    env = Env(writer_bin, moto, shards=3)
+    put(writer_bin, moto, env.stream, 1500, 1, **GEN)
+    put(writer_bin, moto, env.stream, 600, 2, kpl_aggregate=10, **GEN)
+    summary = env.run_until_idle()
+    lines = lines_for(writer_bin, tmp_path, 1500, 1, **GEN) + lines_for(writer_bin, tmp_path, 600, 2, **GEN)
+    expected = env.check_exact(lines)
+    assert summary["written"] == len(expected)
+    assert summary["read"] == summary["written"] + summary["duplicates"] + summary["rejected"]
+    # a second run finds nothing new: checkpoints hold
+    again = env.run_until_idle(idle="4s")
+    assert again["read"] == 0
+
+
+def test_sigkill_at_random_moments_stays_exact(writer_bin, moto, tmp_path):
+    env = Env(writer_bin, moto, shards=2)
+    rng = random.Random(7)
+    seeds = []
+    for i in range(6):
+        seed = 100 + i
+        seeds.append(seed)
+        put(writer_bin, moto, env.stream, 500, seed, **GEN)
+        p = env.start("--max-batch-events", "150")
+        time.sleep(rng.uniform(1.0, 5.0))
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=30)
+    env.run_until_idle()
+    lines = [l for s in seeds for l in lines_for(writer_bin, tmp_path, 500, s, **GEN)]
+    env.check_exact(lines)
+
+
+def test_three_instances_share_and_take_over(writer_bin, moto, tmp_path):
+    env = Env(writer_bin, moto, shards=4)
+    put(writer_bin, moto, env.stream, 1200, 11, **GEN)
+    procs = [env.start("--writer-id", f"w{i}", "--max-batch-events", "100") for i in range(3)]
+    time.sleep(8)
+    owners = {}
+    for item in client(moto, "dynamodb").scan(TableName=env.leases)["Items"]:
+        o = item.get("leaseOwner", {}).get("S")
+        owners[o] = owners.get(o, 0) + 1
+    assert len([o for o in owners if o]) >= 2, owners
+    assert max(v for o, v in owners.items() if o) <= 2, owners
+    procs[0].send_signal(signal.SIGKILL)
+    procs[0].wait(timeout=30)
+    put(writer_bin, moto, env.stream, 800, 12, **GEN)
+    time.sleep(10)  # > lease duration: survivors take the dead worker's shards
+    owners = {item.get("leaseOwner", {}).get("S") for item in client(moto, "dynamodb").scan(TableName=env.leases)["Items"]}
+    assert "w0" not in owners
+    for p in procs[1:]:
+        p.send_signal(signal.SIGTERM)
+    for p in procs[1:]:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err.decode()[-3000:]
+    env.run_until_idle(idle="4s")
+    lines = lines_for(writer_bin, tmp_path, 1200, 11, **GEN) + lines_for(writer_bin, tmp_path, 800, 12, **GEN)
+    env.check_exact(lines)
+
+
+def test_split_and_merge_parents_before_children(writer_bin, moto, tmp_path):
+    env = Env(writer_bin, moto, shards=2)
+    k = client(moto, "kinesis")
+    put(writer_bin, moto, env.stream, 600, 21, **GEN)
+    shards = k.list_shards(StreamName=env.stream)["Shards"]
+    s0 = shards[0]
+    lo, hi = int(s0["HashKeyRange"]["StartingHashKey"]), int(s0["HashKeyRange"]["EndingHashKey"])
+    k.split_shard(StreamName=env.stream, ShardToSplit=s0["ShardId"], NewStartingHashKey=str((lo + hi) // 2))
+    time.sleep(0.5)
+    put(writer_bin, moto, env.stream, 600, 22, **GEN)
+    open_shards = [s for s in k.list_shards(StreamName=env.stream)["Shards"]
+                   if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+    open_shards.sort(key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+    k.merge_shards(StreamName=env.stream, ShardToMerge=open_shards[0]["ShardId"],
+                   AdjacentShardToMerge=open_shards[1]["ShardId"])
+    time.sleep(0.5)
+    put(writer_bin, moto, env.stream, 600, 23, **GEN)
+    env.run_until_idle(idle="8s")
+    lines = [l for s in (21, 22, 23) for l in lines_for(writer_bin, tmp_path, 600, s, **GEN)]
+    env.check_exact(lines)
+    # Parents before children: the first commit carrying a child's records comes after the
+    # last commit carrying any of its parents'.
+    all_shards = k.list_shards(StreamName=env.stream)["Shards"]
+    parents = {s["ShardId"]: [p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId")) if p] for s in all_shards}
+    s3 = client(moto, "s3")
+    seen = {}
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=env.bucket, Prefix="events/_delta_log/")["Contents"]]
+    for key in sorted(k for k in keys if k.endswith(".json") and "/.tmp/" not in k):
+        version = int(key.rsplit("/", 1)[1][:20])
+        for line in s3.get_object(Bucket=env.bucket, Key=key)["Body"].read().splitlines():
+            a = json.loads(line)
+            if "commitInfo" in a and "kinesis" in a["commitInfo"]:
+                for shard in a["commitInfo"]["kinesis"]["shards"]:
+                    seen.setdefault(shard, []).append(version)
+    for child, ps in parents.items():
+        if child in seen:
+            for p in ps:
+                if p in seen:
+                    assert min(seen[child]) > max(seen[p]), (child, p, seen)
+
+
+def test_sigterm_exits_cleanly_within_deadline(writer_bin, moto, tmp_path):
+    env = Env(writer_bin, moto, shards=2)
+    put(writer_bin, moto, env.stream, 800, 31, **GEN)
+    p = env.start("--shutdown-deadline", "20s")
+    time.sleep(4)
+    t0 = time.time()
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=40)
+    assert p.returncode == 0, err.decode()[-3000:]
+    assert time.time() - t0 < 20
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["exit_reason"] == "signal"
+    leases = client(moto, "dynamodb").scan(TableName=env.leases)["Items"]
+    assert all("leaseOwner" not in l for l in leases), "leases released"
+    env.run_until_idle(idle="4s")
+    env.check_exact(lines_for(writer_bin, tmp_path, 800, 31, **GEN))

@@ -1,0 +1,127 @@
+//! AWS configuration: the SDK's default chain only (environment, profile, web identity,
+//! container and instance credentials; `AWS_REGION`; `AWS_ENDPOINT_URL` and per-service
+//! `AWS_ENDPOINT_URL_<SERVICE>`), so one binary runs against AWS and an emulator alike.
+//!
+//! Retries: the SDK's standard mode (exponential backoff with full jitter on throttling,
+//! 5xx and transport errors), with more attempts than the default because a commit that
+//! gives up is far more expensive than one that waits.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use tokio::sync::OnceCell;
+
+/// Attempts per AWS call (first try included).
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// The process-wide SDK configuration, loaded once.
+pub async fn sdk_config() -> &'static SdkConfig {
+    static CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
+    CONFIG
+        .get_or_init(|| async {
+            aws_config::defaults(BehaviorVersion::latest())
+                .retry_config(
+                    RetryConfig::standard()
+                        .with_max_attempts(MAX_ATTEMPTS)
+                        .with_initial_backoff(Duration::from_millis(50))
+                        .with_max_backoff(Duration::from_secs(5)),
+                )
+                .load()
+                .await
+        })
+        .await
+}
+
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(sdk_config().await)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("DynamoDB table {table}: {step}: {message}")]
+pub struct TableSetupError {
+    pub table: String,
+    pub step: &'static str,
+    pub message: String,
+}
+
+/// Outcome of an idempotent create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Created {
+    Created,
+    AlreadyExisted,
+}
+
+/// Create a DynamoDB table (on-demand billing) with a string hash key and optional string
+/// range key, wait until it is active, and enable TTL on `ttl_attribute`. Idempotent.
+pub async fn ensure_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    hash_key: &str,
+    range_key: Option<&str>,
+    ttl_attribute: Option<&str>,
+) -> Result<Created, TableSetupError> {
+    let err = |step: &'static str, e: String| TableSetupError { table: table.to_string(), step, message: e };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| err("build schema", e.to_string()))
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(|e| err("build schema", e.to_string()))
+    };
+    let mut req = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr(hash_key)?)
+        .key_schema(key(hash_key, KeyType::Hash)?);
+    if let Some(r) = range_key {
+        req = req.attribute_definitions(attr(r)?).key_schema(key(r, KeyType::Range)?);
+    }
+    let created = match req.send().await {
+        Ok(_) => Created::Created,
+        Err(e) => {
+            let service = e.as_service_error();
+            if service.is_some_and(|s| s.is_resource_in_use_exception()) {
+                Created::AlreadyExisted
+            } else {
+                return Err(err("create", aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()));
+            }
+        }
+    };
+    for _ in 0..120 {
+        let d = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| err("describe", aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
+        let status = d.table().and_then(|t| t.table_status().cloned());
+        if status == Some(aws_sdk_dynamodb::types::TableStatus::Active) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if let Some(ttl) = ttl_attribute {
+        let spec = TimeToLiveSpecification::builder()
+            .attribute_name(ttl)
+            .enabled(true)
+            .build()
+            .map_err(|e| err("build ttl", e.to_string()))?;
+        if let Err(e) = client.update_time_to_live().table_name(table).time_to_live_specification(spec).send().await {
+            // Already enabled is fine; anything else is reported.
+            let msg = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
+            if !msg.contains("already enabled") && !msg.contains("TimeToLive is already") {
+                return Err(err("enable TTL", msg));
+            }
+        }
+    }
+    Ok(created)
+}

@@ -1,0 +1,31 @@
+# prod: on-demand stream (absorbs bursts without resharding; switch to PROVISIONED with enough
+# shards once traffic is steady - cheaper, see README), 7 days of stream retention to replay
+# after an incident, two writers, deletion protection, long retentions.
+module "stack" {
+  source = "../../modules/stack"
+
+  environment = "prod"
+
+  stream_mode            = "ON_DEMAND"
+  stream_retention_hours = 168
+
+  noncurrent_version_expiration_days = 30
+  dynamodb_deletion_protection       = true
+  kms_deletion_window_in_days        = 30
+
+  vpc_id             = var.vpc_id
+  subnet_ids         = var.subnet_ids
+  image_tag          = var.image_tag
+  log_retention_days = 90
+
+  writer_desired_count  = 2
+  writer_cpu            = 1024
+  writer_memory         = 2048
+  writer_flush_interval = "30s"
+
+  compactor_cpu                 = 2048
+  compactor_memory              = 8192
+  compactor_schedule_expression = "rate(6 hours)"
+
+  alarm_email_addresses = var.alarm_email_addresses
+}

@@ -1,0 +1,230 @@
+variable "name_prefix" {
+  description = "Prefix of every resource name of this environment, e.g. \"events-lake-dev\"."
+  type        = string
+}
+
+variable "kms_key_arn" {
+  description = "ARN of the environment's KMS key (stream, bucket, tables, logs, ECR)."
+  type        = string
+}
+
+# ---------------------------------------------------------------- data plane (module data_plane outputs)
+
+variable "stream_name" {
+  description = "Kinesis stream name."
+  type        = string
+}
+
+variable "stream_arn" {
+  description = "Kinesis stream ARN."
+  type        = string
+}
+
+variable "lake_bucket_name" {
+  description = "Lake bucket name."
+  type        = string
+}
+
+variable "lake_bucket_arn" {
+  description = "Lake bucket ARN."
+  type        = string
+}
+
+variable "events_table_key_prefix" {
+  description = "S3 key prefix of the events table, e.g. \"lake/events\"."
+  type        = string
+}
+
+variable "rejected_table_key_prefix" {
+  description = "S3 key prefix of the rejected table, e.g. \"lake/events_rejected\"."
+  type        = string
+}
+
+variable "events_table_uri" {
+  description = "s3:// URI of the events table."
+  type        = string
+}
+
+variable "rejected_table_uri" {
+  description = "s3:// URI of the rejected table."
+  type        = string
+}
+
+variable "lock_table_name" {
+  description = "DynamoDB commit-lock table name."
+  type        = string
+}
+
+variable "lock_table_arn" {
+  description = "DynamoDB commit-lock table ARN."
+  type        = string
+}
+
+variable "lease_table_name" {
+  description = "DynamoDB shard-lease table name."
+  type        = string
+}
+
+variable "lease_table_arn" {
+  description = "DynamoDB shard-lease table ARN."
+  type        = string
+}
+
+# ---------------------------------------------------------------- network
+
+variable "vpc_id" {
+  description = "VPC of the tasks."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Subnets of the tasks (private subnets with a NAT gateway or VPC endpoints for Kinesis, S3, DynamoDB, ECR, Logs, CloudWatch, STS)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) > 0
+    error_message = "At least one subnet is needed."
+  }
+}
+
+variable "assign_public_ip" {
+  description = "Give tasks a public IP (only for public subnets without NAT; keep false)."
+  type        = bool
+  default     = false
+}
+
+# ---------------------------------------------------------------- image
+
+variable "image_tag" {
+  description = "Tag of the image (built from the repository's Dockerfile) in this environment's ECR repository."
+  type        = string
+}
+
+variable "cpu_architecture" {
+  description = "CPU architecture of the image and the Fargate tasks: X86_64 or ARM64 (ARM64 is ~20% cheaper)."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.cpu_architecture)
+    error_message = "cpu_architecture must be X86_64 or ARM64."
+  }
+}
+
+# ---------------------------------------------------------------- writer
+
+variable "writer_desired_count" {
+  description = "Number of writer tasks. Shards are spread over the tasks through the lease table; more tasks than shards only adds standby."
+  type        = number
+  default     = 1
+}
+
+variable "writer_cpu" {
+  description = "Fargate CPU units of a writer task (1024 = 1 vCPU)."
+  type        = number
+  default     = 1024
+}
+
+variable "writer_memory" {
+  description = "Fargate memory of a writer task in MiB."
+  type        = number
+  default     = 2048
+}
+
+variable "writer_flush_interval" {
+  description = "WRITER_FLUSH_INTERVAL: how often the writer commits a batch (e.g. \"30s\"). Shorter = fresher data, more, smaller files and more S3/DynamoDB requests."
+  type        = string
+  default     = "30s"
+}
+
+variable "writer_metrics_port" {
+  description = "WRITER_METRICS_PORT: port of the writer's /healthz and metrics endpoint (inside the task only)."
+  type        = number
+  default     = 9898
+}
+
+variable "rust_log" {
+  description = "RUST_LOG of writer and compactor."
+  type        = string
+  default     = "info"
+}
+
+variable "writer_extra_environment" {
+  description = "Additional environment variables of the writer container."
+  type        = map(string)
+  default     = {}
+}
+
+# ---------------------------------------------------------------- compactor
+
+variable "compactor_cpu" {
+  description = "Fargate CPU units of the compactor task."
+  type        = number
+  default     = 2048
+}
+
+variable "compactor_memory" {
+  description = "Fargate memory of the compactor task in MiB."
+  type        = number
+  default     = 8192
+}
+
+variable "compactor_schedule_expression" {
+  description = "EventBridge Scheduler expression of the compactor runs, e.g. \"rate(6 hours)\" or \"cron(15 */6 * * ? *)\"."
+  type        = string
+  default     = "rate(6 hours)"
+}
+
+variable "compactor_schedule_timezone" {
+  description = "Time zone of cron schedule expressions."
+  type        = string
+  default     = "UTC"
+}
+
+variable "compactor_schedule_enabled" {
+  description = "Whether the compactor schedule is enabled."
+  type        = bool
+  default     = true
+}
+
+variable "compactor_extra_environment" {
+  description = "Additional environment variables of the compactor container."
+  type        = map(string)
+  default     = {}
+}
+
+# ---------------------------------------------------------------- observability
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace the tasks may publish metrics to (cloudwatch:PutMetricData is limited to it)."
+  type        = string
+}
+
+variable "log_group_name_prefix" {
+  description = "Prefix of the log group names, e.g. \"/events-lake/events-lake-dev/\" (must match the KMS key policy)."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Retention of the writer and compactor log groups."
+  type        = number
+  default     = 30
+}
+
+variable "enable_container_insights" {
+  description = "Container Insights on the cluster (needed by the writer-down alarm on RunningTaskCount)."
+  type        = bool
+  default     = true
+}
+
+variable "ecr_image_retention_count" {
+  description = "How many images the ECR repository keeps."
+  type        = number
+  default     = 30
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,257 @@
+data "aws_region" "current" {}
+
+locals {
+  region = data.aws_region.current.name
+  ns     = var.metrics_namespace
+}
+
+# ------------------------------------------------------------------ alarm topic
+
+resource "aws_sns_topic" "alarms" {
+  name              = "${var.name_prefix}-alarms"
+  kms_master_key_id = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_sns_topic_policy" "alarms" {
+  arn = aws_sns_topic.alarms.arn
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "CloudWatchAlarmsPublish"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = "sns:Publish"
+        Resource  = aws_sns_topic.alarms.arn
+        Condition = {
+          ArnLike = { "aws:SourceArn" = "arn:*:cloudwatch:${local.region}:*:alarm:${var.name_prefix}-*" }
+        }
+      },
+      {
+        Sid       = "EventBridgeRulePublishes"
+        Effect    = "Allow"
+        Principal = { Service = "events.amazonaws.com" }
+        Action    = "sns:Publish"
+        Resource  = aws_sns_topic.alarms.arn
+        Condition = {
+          ArnEquals = { "aws:SourceArn" = aws_cloudwatch_event_rule.compactor_failed.arn }
+        }
+      },
+      {
+        Sid       = "DenyInsecureTransport"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "sns:Publish"
+        Resource  = aws_sns_topic.alarms.arn
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      },
+    ]
+  })
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  for_each  = toset(var.alarm_email_addresses)
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = "email"
+  endpoint  = each.value
+}
+
+# ------------------------------------------------------------------ metrics from the JSON logs
+#
+# The writer logs (tracing-subscriber JSON, flattened) after each commit:
+#   {"message":"batch committed","written":N,"duplicates":N,"rejected":N,"commit_ms":N,"version":N,...}
+# the compactor "compactor run finished" / "compactor run failed".
+
+locals {
+  batch_committed = "{ $.message = \"batch committed\" }"
+
+  writer_metric_filters = {
+    events_written = { metric = "EventsWritten", pattern = local.batch_committed, value = "$.written", unit = "Count", default = 0 }
+    duplicates     = { metric = "DuplicatesDropped", pattern = local.batch_committed, value = "$.duplicates", unit = "Count", default = 0 }
+    rejected       = { metric = "EventsRejected", pattern = local.batch_committed, value = "$.rejected", unit = "Count", default = 0 }
+    commit_latency = { metric = "CommitLatencyMs", pattern = local.batch_committed, value = "$.commit_ms", unit = "Milliseconds", default = null }
+    commits        = { metric = "BatchesCommitted", pattern = local.batch_committed, value = "1", unit = "Count", default = 0 }
+    errors         = { metric = "WriterErrors", pattern = "{ $.level = \"ERROR\" }", value = "1", unit = "Count", default = 0 }
+  }
+
+  compactor_metric_filters = {
+    compactor_succeeded = { metric = "CompactorRunsSucceeded", pattern = "{ $.message = \"compactor run finished\" }", value = "1", unit = "Count", default = 0 }
+    compactor_failed    = { metric = "CompactorRunsFailed", pattern = "{ $.message = \"compactor run failed\" }", value = "1", unit = "Count", default = 0 }
+  }
+}
+
+resource "aws_cloudwatch_log_metric_filter" "writer" {
+  for_each       = local.writer_metric_filters
+  name           = "${var.name_prefix}-${replace(each.key, "_", "-")}"
+  log_group_name = var.writer_log_group_name
+  pattern        = each.value.pattern
+
+  metric_transformation {
+    name          = each.value.metric
+    namespace     = local.ns
+    value         = each.value.value
+    unit          = each.value.unit
+    default_value = each.value.default
+  }
+}
+
+resource "aws_cloudwatch_log_metric_filter" "compactor" {
+  for_each       = local.compactor_metric_filters
+  name           = "${var.name_prefix}-${replace(each.key, "_", "-")}"
+  log_group_name = var.compactor_log_group_name
+  pattern        = each.value.pattern
+
+  metric_transformation {
+    name          = each.value.metric
+    namespace     = local.ns
+    value         = each.value.value
+    unit          = each.value.unit
+    default_value = each.value.default
+  }
+}
+
+# ------------------------------------------------------------------ alarms
+
+locals {
+  alarm_actions = [aws_sns_topic.alarms.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "iterator_age" {
+  alarm_name          = "${var.name_prefix}-kinesis-iterator-age"
+  alarm_description   = "The writer lags: the oldest unread record of ${var.stream_name} is older than ${var.iterator_age_threshold_ms} ms."
+  namespace           = "AWS/Kinesis"
+  metric_name         = "GetRecords.IteratorAgeMilliseconds"
+  dimensions          = { StreamName = var.stream_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.iterator_age_threshold_ms
+  treat_missing_data  = "breaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "rejected_spike" {
+  alarm_name          = "${var.name_prefix}-rejected-spike"
+  alarm_description   = "More than ${var.rejected_threshold} records rejected within 5 minutes (see the events_rejected table)."
+  namespace           = local.ns
+  metric_name         = "EventsRejected"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.rejected_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.writer]
+}
+
+resource "aws_cloudwatch_metric_alarm" "commit_latency" {
+  alarm_name          = "${var.name_prefix}-commit-latency"
+  alarm_description   = "Average Delta commit latency above ${var.commit_latency_threshold_ms} ms."
+  namespace           = local.ns
+  metric_name         = "CommitLatencyMs"
+  statistic           = "Average"
+  period              = 300
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.commit_latency_threshold_ms
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.writer]
+}
+
+resource "aws_cloudwatch_metric_alarm" "writer_down" {
+  alarm_name          = "${var.name_prefix}-writer-down"
+  alarm_description   = "Fewer writer tasks running than desired (${var.writer_desired_count}) for 3 minutes (Container Insights RunningTaskCount)."
+  namespace           = "ECS/ContainerInsights"
+  metric_name         = "RunningTaskCount"
+  dimensions          = { ClusterName = var.cluster_name, ServiceName = var.writer_service_name }
+  statistic           = "Minimum"
+  period              = 60
+  evaluation_periods  = 3
+  comparison_operator = "LessThanThreshold"
+  threshold           = var.writer_desired_count
+  treat_missing_data  = "breaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "compactor_failed" {
+  alarm_name          = "${var.name_prefix}-compactor-failed"
+  alarm_description   = "A compactor run logged \"compactor run failed\"."
+  namespace           = local.ns
+  metric_name         = "CompactorRunsFailed"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  threshold           = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.compactor]
+}
+
+resource "aws_cloudwatch_metric_alarm" "compactor_not_succeeding" {
+  alarm_name          = "${var.name_prefix}-compactor-not-succeeding"
+  alarm_description   = "No successful compactor run within ${var.compactor_success_window_seconds} s (crashes, OOM kills and schedule failures included)."
+  namespace           = local.ns
+  metric_name         = "CompactorRunsSucceeded"
+  statistic           = "Sum"
+  period              = var.compactor_success_window_seconds
+  evaluation_periods  = 1
+  comparison_operator = "LessThanThreshold"
+  threshold           = 1
+  treat_missing_data  = "breaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.compactor]
+}
+
+# ------------------------------------------------------------------ compactor task stopped with an error
+
+resource "aws_cloudwatch_event_rule" "compactor_failed" {
+  name        = "${var.name_prefix}-compactor-task-failed"
+  description = "A compactor task stopped with a non-zero exit code."
+  event_pattern = jsonencode({
+    source        = ["aws.ecs"]
+    "detail-type" = ["ECS Task State Change"]
+    detail = {
+      clusterArn        = [var.cluster_arn]
+      lastStatus        = ["STOPPED"]
+      taskDefinitionArn = [{ prefix = "${var.compactor_task_definition_arn_without_revision}:" }]
+      containers        = { exitCode = [{ "anything-but" = 0 }] }
+    }
+  })
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "compactor_failed" {
+  rule = aws_cloudwatch_event_rule.compactor_failed.name
+  arn  = aws_sns_topic.alarms.arn
+
+  input_transformer {
+    input_paths = {
+      task     = "$.detail.taskArn"
+      reason   = "$.detail.stoppedReason"
+      stopCode = "$.detail.stopCode"
+    }
+    input_template = "\"${var.name_prefix}: compactor task <task> stopped with a non-zero exit code (<stopCode>: <reason>).\""
+  }
+}

@@ -1,0 +1,95 @@
+variable "name_prefix" {
+  description = "Prefix of every resource name of this environment."
+  type        = string
+}
+
+variable "kms_key_arn" {
+  description = "KMS key encrypting the SNS alarm topic (its key policy must let cloudwatch.amazonaws.com and events.amazonaws.com use it; module kms does)."
+  type        = string
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the metrics derived from the logs, e.g. \"EventsLake/dev\"."
+  type        = string
+}
+
+variable "alarm_email_addresses" {
+  description = "E-mail addresses subscribed to the alarm topic (each must confirm the subscription)."
+  type        = list(string)
+  default     = []
+}
+
+variable "stream_name" {
+  description = "Kinesis stream name."
+  type        = string
+}
+
+variable "cluster_name" {
+  description = "ECS cluster name."
+  type        = string
+}
+
+variable "cluster_arn" {
+  description = "ECS cluster ARN."
+  type        = string
+}
+
+variable "writer_service_name" {
+  description = "ECS service of the writer."
+  type        = string
+}
+
+variable "writer_desired_count" {
+  description = "Desired writer task count; fewer running tasks than this raises the writer-down alarm."
+  type        = number
+}
+
+variable "writer_log_group_name" {
+  description = "Log group of the writer."
+  type        = string
+}
+
+variable "compactor_log_group_name" {
+  description = "Log group of the compactor."
+  type        = string
+}
+
+variable "compactor_task_definition_arn_without_revision" {
+  description = "Compactor task definition ARN without revision (matches stopped compactor tasks)."
+  type        = string
+}
+
+variable "iterator_age_threshold_ms" {
+  description = "Alarm when the oldest unread Kinesis record is older than this (writer lagging)."
+  type        = number
+  default     = 300000
+}
+
+variable "rejected_threshold" {
+  description = "Alarm when more records than this are rejected within 5 minutes."
+  type        = number
+  default     = 100
+}
+
+variable "commit_latency_threshold_ms" {
+  description = "Alarm when the average commit latency over 5 minutes exceeds this."
+  type        = number
+  default     = 20000
+}
+
+variable "compactor_success_window_seconds" {
+  description = "Alarm when no compactor run succeeded within this window (a multiple of 60, at most 86400; use about twice the schedule interval)."
+  type        = number
+  default     = 43200
+
+  validation {
+    condition     = var.compactor_success_window_seconds % 60 == 0 && var.compactor_success_window_seconds <= 86400
+    error_message = "compactor_success_window_seconds must be a multiple of 60 and at most 86400."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

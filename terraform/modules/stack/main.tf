@@ -1,0 +1,106 @@
+# The whole stack of one environment. Environments (envs/*) are thin roots calling this module.
+
+locals {
+  name_prefix           = coalesce(var.name_prefix, "events-lake-${var.environment}")
+  log_group_name_prefix = "/events-lake/${local.name_prefix}/"
+  metrics_namespace     = "EventsLake/${var.environment}"
+  tags = merge({
+    project     = "events-lake"
+    environment = var.environment
+  }, var.tags)
+}
+
+module "kms" {
+  source = "../kms"
+
+  name_prefix             = local.name_prefix
+  log_group_name_prefix   = local.log_group_name_prefix
+  deletion_window_in_days = var.kms_deletion_window_in_days
+  tags                    = local.tags
+}
+
+module "data_plane" {
+  source = "../data_plane"
+
+  name_prefix = local.name_prefix
+  kms_key_arn = module.kms.key_arn
+
+  stream_mode            = var.stream_mode
+  stream_shard_count     = var.stream_shard_count
+  stream_retention_hours = var.stream_retention_hours
+
+  table_prefix                       = var.table_prefix
+  noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
+  delta_log_expiration_days          = var.delta_log_expiration_days
+  dynamodb_deletion_protection       = var.dynamodb_deletion_protection
+  athena_bytes_scanned_cutoff        = var.athena_bytes_scanned_cutoff
+
+  tags = local.tags
+}
+
+module "compute" {
+  source = "../compute"
+
+  name_prefix = local.name_prefix
+  kms_key_arn = module.kms.key_arn
+
+  stream_name               = module.data_plane.stream_name
+  stream_arn                = module.data_plane.stream_arn
+  lake_bucket_name          = module.data_plane.lake_bucket_name
+  lake_bucket_arn           = module.data_plane.lake_bucket_arn
+  events_table_key_prefix   = module.data_plane.events_table_key_prefix
+  rejected_table_key_prefix = module.data_plane.rejected_table_key_prefix
+  events_table_uri          = module.data_plane.events_table_uri
+  rejected_table_uri        = module.data_plane.rejected_table_uri
+  lock_table_name           = module.data_plane.lock_table_name
+  lock_table_arn            = module.data_plane.lock_table_arn
+  lease_table_name          = module.data_plane.lease_table_name
+  lease_table_arn           = module.data_plane.lease_table_arn
+
+  vpc_id           = var.vpc_id
+  subnet_ids       = var.subnet_ids
+  assign_public_ip = var.assign_public_ip
+  image_tag        = var.image_tag
+  cpu_architecture = var.cpu_architecture
+
+  writer_desired_count  = var.writer_desired_count
+  writer_cpu            = var.writer_cpu
+  writer_memory         = var.writer_memory
+  writer_flush_interval = var.writer_flush_interval
+  writer_metrics_port   = var.writer_metrics_port
+  rust_log              = var.rust_log
+
+  compactor_cpu                 = var.compactor_cpu
+  compactor_memory              = var.compactor_memory
+  compactor_schedule_expression = var.compactor_schedule_expression
+
+  metrics_namespace     = local.metrics_namespace
+  log_group_name_prefix = local.log_group_name_prefix
+  log_retention_days    = var.log_retention_days
+
+  tags = local.tags
+}
+
+module "monitoring" {
+  source = "../monitoring"
+
+  name_prefix       = local.name_prefix
+  kms_key_arn       = module.kms.key_arn
+  metrics_namespace = local.metrics_namespace
+
+  stream_name                                    = module.data_plane.stream_name
+  cluster_name                                   = module.compute.cluster_name
+  cluster_arn                                    = module.compute.cluster_arn
+  writer_service_name                            = module.compute.writer_service_name
+  writer_desired_count                           = var.writer_desired_count
+  writer_log_group_name                          = module.compute.writer_log_group_name
+  compactor_log_group_name                       = module.compute.compactor_log_group_name
+  compactor_task_definition_arn_without_revision = module.compute.compactor_task_definition_arn_without_revision
+
+  alarm_email_addresses            = var.alarm_email_addresses
+  iterator_age_threshold_ms        = var.iterator_age_threshold_ms
+  rejected_threshold               = var.rejected_threshold
+  compactor_success_window_seconds = var.compactor_success_window_seconds
+
+  tags = local.tags
+}

@@ -1,0 +1,99 @@
+# Offline test of the whole stack's wiring (mock provider): run with `terraform test` in modules/stack.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "111122223333" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_resource "aws_kms_key" {
+    defaults = { arn = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000" }
+  }
+  mock_resource "aws_kinesis_stream" {
+    defaults = { arn = "arn:aws:kinesis:eu-west-1:111122223333:stream/events-lake-dev-events" }
+  }
+  mock_resource "aws_s3_bucket" {
+    defaults = { arn = "arn:aws:s3:::events-lake-dev-lake-111122223333" }
+  }
+  mock_resource "aws_dynamodb_table" {
+    defaults = { arn = "arn:aws:dynamodb:eu-west-1:111122223333:table/events-lake-dev-x" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::111122223333:role/events-lake-dev-x" }
+  }
+  mock_resource "aws_ecr_repository" {
+    defaults = {
+      arn            = "arn:aws:ecr:eu-west-1:111122223333:repository/events-lake-dev"
+      repository_url = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/events-lake-dev"
+    }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:eu-west-1:111122223333:log-group:/events-lake/events-lake-dev/x" }
+  }
+  mock_resource "aws_ecs_cluster" {
+    defaults = { arn = "arn:aws:ecs:eu-west-1:111122223333:cluster/events-lake-dev" }
+  }
+  mock_resource "aws_ecs_task_definition" {
+    defaults = {
+      arn                  = "arn:aws:ecs:eu-west-1:111122223333:task-definition/events-lake-dev-x:1"
+      arn_without_revision = "arn:aws:ecs:eu-west-1:111122223333:task-definition/events-lake-dev-x"
+    }
+  }
+  mock_resource "aws_sns_topic" {
+    defaults = { arn = "arn:aws:sns:eu-west-1:111122223333:events-lake-dev-alarms" }
+  }
+  mock_resource "aws_cloudwatch_event_rule" {
+    defaults = { arn = "arn:aws:events:eu-west-1:111122223333:rule/events-lake-dev-compactor-task-failed" }
+  }
+}
+
+variables {
+  environment = "dev"
+  vpc_id      = "vpc-0123456789abcdef0"
+  subnet_ids  = ["subnet-0123456789abcdef0"]
+  image_tag   = "abc123"
+}
+
+run "whole_stack_wiring" {
+  assert {
+    condition     = output.events_table_uri == "s3://events-lake-dev-lake-111122223333/lake/events"
+    error_message = "Table URI follows the naming convention."
+  }
+  assert {
+    condition     = output.metrics_namespace == "EventsLake/dev"
+    error_message = "Metrics namespace is per environment."
+  }
+  assert {
+    condition     = module.kms.key_arn == "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000"
+    error_message = "The stack uses its own key."
+  }
+}
+
+run "kms_key_rotates" {
+  module {
+    source = "../kms"
+  }
+  variables {
+    name_prefix           = "events-lake-dev"
+    log_group_name_prefix = "/events-lake/events-lake-dev/"
+  }
+  assert {
+    condition     = aws_kms_key.this.enable_key_rotation
+    error_message = "Key rotation must be on."
+  }
+  assert {
+    condition = anytrue([
+      for s in jsondecode(aws_kms_key.this.policy).Statement :
+      try(
+        s.Principal.Service == "logs.eu-west-1.amazonaws.com" &&
+        s.Condition.ArnLike["kms:EncryptionContext:aws:logs:arn"] == "arn:aws:logs:eu-west-1:111122223333:log-group:/events-lake/events-lake-dev/*",
+        false
+      )
+    ])
+    error_message = "CloudWatch Logs may use the key for the stack's log groups only."
+  }
+}

@@ -1,0 +1,194 @@
+variable "environment" {
+  description = "Environment name (dev, staging, prod): part of names, tags and the metrics namespace."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,11}$", var.environment))
+    error_message = "environment must be 2-12 lowercase letters/digits, starting with a letter."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name. null = \"events-lake-<environment>\"."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------------- stream
+
+variable "stream_mode" {
+  description = "Kinesis capacity mode: PROVISIONED or ON_DEMAND."
+  type        = string
+  default     = "PROVISIONED"
+}
+
+variable "stream_shard_count" {
+  description = "Shards when stream_mode = PROVISIONED."
+  type        = number
+  default     = 1
+}
+
+variable "stream_retention_hours" {
+  description = "Kinesis retention in hours (24-8760)."
+  type        = number
+  default     = 24
+}
+
+# ---------------------------------------------------------------- lake
+
+variable "table_prefix" {
+  description = "Key prefix of the Delta tables in the lake bucket."
+  type        = string
+  default     = "lake"
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days deleted/overwritten lake objects stay recoverable."
+  type        = number
+  default     = 30
+}
+
+variable "delta_log_expiration_days" {
+  description = "Optional S3 expiry of old _delta_log/ objects (null = Delta's own log clean-up only)."
+  type        = number
+  default     = null
+}
+
+variable "dynamodb_deletion_protection" {
+  description = "Deletion protection of the lock and lease tables."
+  type        = bool
+  default     = false
+}
+
+variable "kms_deletion_window_in_days" {
+  description = "Waiting period of a scheduled KMS key deletion."
+  type        = number
+  default     = 30
+}
+
+variable "athena_bytes_scanned_cutoff" {
+  description = "Per-query scan limit of the Athena workgroup in bytes."
+  type        = number
+  default     = 1099511627776
+}
+
+# ---------------------------------------------------------------- compute
+
+variable "vpc_id" {
+  description = "VPC of the ECS tasks."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets of the ECS tasks."
+  type        = list(string)
+}
+
+variable "assign_public_ip" {
+  description = "Public IP on the tasks (public subnets without NAT only)."
+  type        = bool
+  default     = false
+}
+
+variable "image_tag" {
+  description = "Image tag (in the environment's ECR repository) the writer and compactor run."
+  type        = string
+}
+
+variable "cpu_architecture" {
+  description = "X86_64 or ARM64."
+  type        = string
+  default     = "X86_64"
+}
+
+variable "writer_desired_count" {
+  description = "Number of writer tasks."
+  type        = number
+  default     = 1
+}
+
+variable "writer_cpu" {
+  description = "CPU units of a writer task."
+  type        = number
+  default     = 1024
+}
+
+variable "writer_memory" {
+  description = "Memory (MiB) of a writer task."
+  type        = number
+  default     = 2048
+}
+
+variable "writer_flush_interval" {
+  description = "WRITER_FLUSH_INTERVAL."
+  type        = string
+  default     = "30s"
+}
+
+variable "writer_metrics_port" {
+  description = "WRITER_METRICS_PORT (/healthz)."
+  type        = number
+  default     = 9898
+}
+
+variable "rust_log" {
+  description = "RUST_LOG of writer and compactor."
+  type        = string
+  default     = "info"
+}
+
+variable "compactor_cpu" {
+  description = "CPU units of the compactor task."
+  type        = number
+  default     = 2048
+}
+
+variable "compactor_memory" {
+  description = "Memory (MiB) of the compactor task."
+  type        = number
+  default     = 8192
+}
+
+variable "compactor_schedule_expression" {
+  description = "EventBridge Scheduler expression of the compactor."
+  type        = string
+  default     = "rate(6 hours)"
+}
+
+variable "compactor_success_window_seconds" {
+  description = "Alarm when no compactor run succeeded within this window (about twice the schedule interval, at most 86400)."
+  type        = number
+  default     = 43200
+}
+
+variable "log_retention_days" {
+  description = "Retention of the ECS log groups."
+  type        = number
+  default     = 30
+}
+
+# ---------------------------------------------------------------- alarms
+
+variable "alarm_email_addresses" {
+  description = "E-mail subscribers of the alarm topic."
+  type        = list(string)
+  default     = []
+}
+
+variable "iterator_age_threshold_ms" {
+  description = "Kinesis iterator-age alarm threshold (ms)."
+  type        = number
+  default     = 300000
+}
+
+variable "rejected_threshold" {
+  description = "Rejected records per 5 minutes that raise the alarm."
+  type        = number
+  default     = 100
+}
+
+variable "tags" {
+  description = "Extra tags of every resource (project/environment tags are added)."
+  type        = map(string)
+  default     = {}
+}

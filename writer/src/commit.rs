@@ -1,0 +1,348 @@
+//! Committing rows to one table, exactly once per key.
+//!
+//! [`TableSink::append`] is the loop described in [`crate::dedupe`]: sync the key index to
+//! the latest version, drop rows whose key is already there, write the survivors' files,
+//! and commit at exactly the next version. A conflict (someone else committed first) is not
+//! an error: the loop re-syncs, re-filters, rewrites only the partitions whose rows changed,
+//! and tries again.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use deltalake::DeltaTable;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
+use deltalake::kernel::{Action, Add, Transaction};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTableError, ObjectStore};
+use futures::{StreamExt, TryStreamExt};
+use storage::LakeError;
+use storage::files::{PartitionValues, add_action, data_file_path, delete_file, encode_parquet, put_file};
+use rand::Rng;
+use rayon::prelude::*;
+use schemas::table::TableDef;
+use serde_json::Value;
+
+use crate::dedupe::{IndexStats, Key, KeyIndex, Scope};
+use crate::rows::SinkRows;
+
+/// Commit attempts before giving up (each conflict means another writer made progress).
+const MAX_ATTEMPTS: u32 = 200;
+
+/// Result of one append.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppendOutcome {
+    pub written: u64,
+    /// Rows dropped because the table already held their key.
+    pub duplicates: u64,
+    /// Version committed, when anything was committed.
+    pub version: Option<i64>,
+    pub files: u64,
+    pub conflicts: u32,
+    pub commit_ms: u64,
+}
+
+/// One Delta table being appended to, with its dedupe index.
+pub struct TableSink {
+    pub uri: String,
+    table: DeltaTable,
+    index: KeyIndex,
+    def: &'static TableDef,
+}
+
+struct StagedFile {
+    rows: Vec<usize>,
+    path: String,
+    add: Add,
+}
+
+impl TableSink {
+    pub fn new(uri: String, table: DeltaTable, def: &'static TableDef, memory_budget: usize) -> Self {
+        let index = KeyIndex::new(def, uri.clone(), memory_budget);
+        TableSink { uri, table, index, def }
+    }
+
+    pub fn version(&self) -> Option<i64> {
+        self.table.version()
+    }
+
+    pub fn table(&self) -> &DeltaTable {
+        &self.table
+    }
+
+    pub fn index_stats(&self) -> IndexStats {
+        self.index.stats()
+    }
+
+    pub fn index_memory(&self) -> usize {
+        self.index.memory()
+    }
+
+    /// Bring table state and index up to date (also done by `append`).
+    pub async fn sync(&mut self) -> Result<(), LakeError> {
+        self.index.sync(&mut self.table).await
+    }
+
+    /// The version of an application transaction (`txn`) recorded in the table, if any.
+    pub async fn txn_version(&mut self, app_id: &str) -> Result<Option<i64>, LakeError> {
+        self.sync().await?;
+        self.index.txn_version(&self.table, app_id).await
+    }
+
+    /// The `commitInfo` of the commit that recorded `txn` (`app_id`, `version`), searching
+    /// back from the latest version (bounded by `max_back` versions).
+    pub async fn find_txn_commit(
+        &mut self,
+        app_id: &str,
+        version: i64,
+        max_back: i64,
+    ) -> Result<Option<Value>, LakeError> {
+        self.sync().await?;
+        let Some(latest) = self.table.version() else { return Ok(None) };
+        let log_store = self.table.log_store();
+        let mut v = latest;
+        while v >= 0 && latest - v < max_back {
+            let Some(bytes) = log_store.read_commit_entry(v).await.map_err(|e| LakeError::delta(&self.uri, "read log entry", e))?
+            else {
+                break;
+            };
+            let mut info = None;
+            let mut hit = false;
+            for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let Ok(a) = serde_json::from_slice::<Value>(line) else { continue };
+                if let Some(t) = a.get("txn")
+                    && t.get("appId").and_then(Value::as_str) == Some(app_id)
+                    && t.get("version").and_then(Value::as_i64) == Some(version)
+                {
+                    hit = true;
+                }
+                if let Some(ci) = a.get("commitInfo") {
+                    info = Some(ci.clone());
+                }
+            }
+            if hit {
+                return Ok(info);
+            }
+            v -= 1;
+        }
+        Ok(None)
+    }
+
+    /// Append `rows`, skipping keys the table already holds. `metadata` goes into the
+    /// commit's `commitInfo`; `txns` (if any) are committed atomically with the rows, and
+    /// force a commit even when every row was a duplicate, so progress is never lost.
+    ///
+    /// `expect` fences the commit: each `(app_id, version)` must be the table's current
+    /// `txn` version for that app at the exact version committed on, or the append fails
+    /// with [`AppendError::Fenced`] and writes nothing. A writer that lost a shard can
+    /// therefore never commit over its successor's progress, however long it was paused.
+    pub async fn append(
+        &mut self,
+        rows: &dyn SinkRows,
+        metadata: HashMap<String, Value>,
+        txns: Vec<Transaction>,
+        expect: &[(String, Option<i64>)],
+    ) -> Result<AppendOutcome, AppendError> {
+        let started = Instant::now();
+        let partitions = rows.partitions();
+        let total: usize = partitions.iter().map(|(_, r)| r.len()).sum();
+        let store = self.table.log_store().object_store(None);
+        let mut staged: HashMap<PartitionValues, StagedFile> = HashMap::new();
+        let mut outcome = AppendOutcome::default();
+        let result = loop {
+            self.index.sync(&mut self.table).await?;
+            for (app, want) in expect {
+                let have = self.index.txn_version(&self.table, app).await?;
+                if have != *want {
+                    self.discard(&*store, staged.into_values()).await;
+                    return Err(AppendError::Fenced { app_id: app.clone(), expected: *want, found: have });
+                }
+            }
+            let mut candidates: HashMap<Scope, Vec<&Key>> = HashMap::new();
+            for (pv, idx) in &partitions {
+                let scope = self.index.scope_of(pv);
+                candidates.entry(scope).or_default().extend(idx.iter().map(|&i| rows.key(i)));
+            }
+            let existing = self.index.existing(&self.table, &candidates).await?;
+            let mut survivors: Vec<(PartitionValues, Vec<usize>)> = Vec::new();
+            for (pv, idx) in &partitions {
+                let keep: Vec<usize> = match existing.get(&self.index.scope_of(pv)) {
+                    Some(found) => idx.iter().copied().filter(|&i| !found.contains(rows.key(i))).collect(),
+                    None => idx.clone(),
+                };
+                if !keep.is_empty() {
+                    survivors.push((pv.clone(), keep));
+                }
+            }
+            let kept: usize = survivors.iter().map(|(_, r)| r.len()).sum();
+            outcome.duplicates = (total - kept) as u64;
+            if kept == 0 && txns.is_empty() {
+                self.discard(&*store, staged.into_values()).await;
+                break Ok(outcome);
+            }
+            // Reuse files whose rows did not change; rewrite the others.
+            let mut to_write = Vec::new();
+            let mut stale = Vec::new();
+            let mut next: HashMap<PartitionValues, StagedFile> = HashMap::new();
+            for (pv, keep) in survivors {
+                match staged.remove(&pv) {
+                    Some(f) if f.rows == keep => {
+                        next.insert(pv, f);
+                    }
+                    other => {
+                        stale.extend(other);
+                        to_write.push((pv, keep));
+                    }
+                }
+            }
+            stale.extend(staged.drain().map(|(_, f)| f));
+            self.discard(&*store, stale).await;
+            for (pv, f) in self.stage(&*store, rows, to_write).await? {
+                next.insert(pv, f);
+            }
+            staged = next;
+            let Some(base) = self.index.version() else {
+                break Err(LakeError::Schema { table: self.uri.clone(), detail: "table has no version".into() });
+            };
+            let adds: Vec<Action> = staged.values().map(|f| Action::Add(f.add.clone())).collect();
+            match self.commit(adds, metadata.clone(), txns.clone()).await {
+                Ok(version) => {
+                    if version != base + 1 {
+                        // Cannot happen with max_retries = 0; refuse to guess.
+                        break Err(LakeError::Schema {
+                            table: self.uri.clone(),
+                            detail: format!("committed version {version}, expected {}", base + 1),
+                        });
+                    }
+                    let scopes: Vec<(Scope, &StagedFile)> =
+                        staged.iter().map(|(pv, f)| (self.index.scope_of(pv), f)).collect();
+                    let keys = scopes.iter().flat_map(|(scope, f)| f.rows.iter().map(move |&i| (scope, rows.key(i))));
+                    self.index.committed(version, keys);
+                    self.index.committed_txns(&txns);
+                    outcome.written = kept as u64;
+                    outcome.files = staged.len() as u64;
+                    outcome.version = Some(version);
+                    break Ok(outcome);
+                }
+                Err(CommitError::Conflict) => {
+                    outcome.conflicts += 1;
+                    if outcome.conflicts >= MAX_ATTEMPTS {
+                        self.discard(&*store, staged.into_values()).await;
+                        break Err(LakeError::Schema {
+                            table: self.uri.clone(),
+                            detail: format!("gave up after {MAX_ATTEMPTS} commit conflicts"),
+                        });
+                    }
+                    let backoff = rand::rng().random_range(5..50u64) * u64::from(outcome.conflicts.min(10));
+                    tracing::debug!(table = %self.uri, base, conflicts = outcome.conflicts, "commit conflict, retrying");
+                    tokio::time::sleep(Duration::from_millis(backoff)).await;
+                }
+                Err(CommitError::Failed(e)) => {
+                    // The commit may or may not have landed (e.g. a timeout after the put):
+                    // keep the files; a landed commit references them, and vacuum removes
+                    // them otherwise.
+                    break Err(LakeError::delta(&self.uri, "commit", e));
+                }
+            }
+        };
+        let mut outcome = result?;
+        outcome.commit_ms = started.elapsed().as_millis() as u64;
+        Ok(outcome)
+    }
+
+    /// Encode (in parallel, on the rayon pool) and upload (concurrently) one file per
+    /// partition.
+    async fn stage(
+        &self,
+        store: &dyn ObjectStore,
+        rows: &dyn SinkRows,
+        parts: Vec<(PartitionValues, Vec<usize>)>,
+    ) -> Result<Vec<(PartitionValues, StagedFile)>, LakeError> {
+        let uri = self.uri.as_str();
+        let encoded: Vec<Result<_, LakeError>> = tokio::task::block_in_place(|| {
+            parts
+                .into_par_iter()
+                .map(|(pv, keep)| {
+                    let batch = rows.to_batch(&keep).map_err(|e| LakeError::Schema {
+                        table: uri.to_string(),
+                        detail: format!("building rows: {e}"),
+                    })?;
+                    let bytes = encode_parquet(&batch, uri)?;
+                    let path = data_file_path(&pv, &uuid::Uuid::new_v4().to_string());
+                    let add = add_action(&path, bytes.len(), &batch, &pv);
+                    Ok((pv, keep, path, add, bytes))
+                })
+                .collect()
+        });
+        let encoded: Vec<_> = encoded.into_iter().collect::<Result<_, _>>()?;
+        futures::stream::iter(encoded)
+            .map(|(pv, keep, path, add, bytes)| async move {
+                put_file(store, uri, &path, bytes).await?;
+                Ok::<_, LakeError>((pv, StagedFile { rows: keep, path, add }))
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await
+    }
+
+    async fn discard(&self, store: &dyn ObjectStore, files: impl IntoIterator<Item = StagedFile>) {
+        for f in files {
+            if let Err(e) = delete_file(store, &self.uri, &f.path).await {
+                tracing::warn!(table = %self.uri, error = %e, "could not delete an uncommitted file; vacuum will");
+            }
+        }
+    }
+
+    async fn commit(
+        &self,
+        actions: Vec<Action>,
+        metadata: HashMap<String, Value>,
+        txns: Vec<Transaction>,
+    ) -> Result<i64, CommitError> {
+        let snapshot = self.table.snapshot().map_err(CommitError::Failed)?;
+        let props = CommitProperties::default()
+            .with_metadata(metadata)
+            .with_application_transactions(txns)
+            .with_max_retries(0);
+        let op = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: Some(self.def.partition_columns.iter().map(|s| s.to_string()).collect()),
+            predicate: None,
+        };
+        let result = CommitBuilder::from(props)
+            .with_actions(actions)
+            .build(Some(snapshot), self.table.log_store(), op)
+            .await;
+        match result {
+            Ok(done) => Ok(done.version()),
+            Err(e) if is_conflict(&e) => Err(CommitError::Conflict),
+            Err(e) => Err(CommitError::Failed(e)),
+        }
+    }
+}
+
+/// Why an append did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    /// Another writer advanced the `txn` this append expected (a lost shard lease).
+    #[error("fenced: txn {app_id} is at {found:?}, expected {expected:?}")]
+    Fenced { app_id: String, expected: Option<i64>, found: Option<i64> },
+}
+
+enum CommitError {
+    Conflict,
+    Failed(DeltaTableError),
+}
+
+fn is_conflict(e: &DeltaTableError) -> bool {
+    matches!(
+        e,
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::MaxCommitAttempts(_)
+                    | TransactionError::VersionAlreadyExists(_)
+                    | TransactionError::CommitConflict(_)
+            }
+    )
+}

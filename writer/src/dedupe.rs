@@ -1,0 +1,477 @@
+//! Exact dedupe: a key (`event_uuid`) is stored once per scope, first write wins.
+//!
+//! # Design
+//! The [`KeyIndex`] holds, for each partition a batch touched recently, the exact set of
+//! keys the table holds there *at one table version* (`KeyIndex::version`). A batch is
+//! filtered against it, and the commit is attempted at exactly `version + 1` with no
+//! automatic rebase (`max_retries = 0`). If anyone else committed in between, the commit
+//! fails, the index replays the new log entries (their `add` actions with `dataChange`,
+//! reading only the key column of those files) and the batch is filtered again before the
+//! next attempt. So every commit is checked against every row committed before it:
+//! dedupe is serializable, not best effort, even with several writers.
+//!
+//! Compaction commits (`dataChange = false`) move rows between files without changing the
+//! key set, so they are skipped. A real deletion (`remove` with `dataChange = true`) or a
+//! metadata change drops the affected partitions, which are re-read on next use.
+//!
+//! # Cost and memory
+//! Steady state, a batch costs one hash probe per row: independent of table size. Keys are
+//! 16 bytes when they are canonical lowercase UUIDs (parsed to `u128`, a bijection with the
+//! text), otherwise the text itself. Loaded partitions are kept up to a memory budget and
+//! evicted least-recently-used; a partition that alone exceeds the budget is not cached but
+//! probed by streaming its key column past the batch's keys (memory bounded by the batch).
+//!
+//! # Scope
+//! For the events table the scope is the partition (`event_type`, `created_date`): a re-sent
+//! event carries the same name and `created_at`, so it maps to the partition of its first
+//! copy. The rejected table is small and deduplicated across the whole table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deltalake::kernel::{Add, Remove};
+use deltalake::{DeltaTable, ObjectStore};
+use futures::{StreamExt, TryStreamExt};
+use hashbrown::HashSet;
+use storage::LakeError;
+use schemas::table::TableDef;
+
+/// A dedupe key: canonical UUIDs compactly, anything else verbatim.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    Uuid(u128),
+    Text(Box<str>),
+}
+
+impl Key {
+    pub fn of(s: &str) -> Key {
+        parse_canonical_uuid(s).map_or_else(|| Key::Text(s.into()), Key::Uuid)
+    }
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in lowercase hex only, so that text and number map
+/// one-to-one (an uppercase or braced form stays a distinct [`Key::Text`]).
+fn parse_canonical_uuid(s: &str) -> Option<u128> {
+    let b = s.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u128::from(d);
+    }
+    Some(v)
+}
+
+/// Partition values (in partition-column order) that bound a key's uniqueness; empty for a
+/// table deduplicated as a whole.
+pub type Scope = Vec<Option<String>>;
+
+#[derive(Debug, Default)]
+struct ScopeKeys {
+    uuids: HashSet<u128>,
+    texts: HashSet<Box<str>>,
+    text_bytes: usize,
+    last_used: u64,
+}
+
+impl ScopeKeys {
+    fn insert(&mut self, key: &Key) {
+        match key {
+            Key::Uuid(u) => {
+                self.uuids.insert(*u);
+            }
+            Key::Text(t) => {
+                if !self.texts.contains(t) {
+                    self.text_bytes += t.len();
+                    self.texts.insert(t.clone());
+                }
+            }
+        }
+    }
+
+    fn insert_str(&mut self, s: &str) {
+        match parse_canonical_uuid(s) {
+            Some(u) => {
+                self.uuids.insert(u);
+            }
+            None => {
+                if !self.texts.contains(s) {
+                    self.text_bytes += s.len();
+                    self.texts.insert(s.into());
+                }
+            }
+        }
+    }
+
+    fn contains(&self, key: &Key) -> bool {
+        match key {
+            Key::Uuid(u) => self.uuids.contains(u),
+            Key::Text(t) => self.texts.contains(t),
+        }
+    }
+
+    fn memory(&self) -> usize {
+        self.uuids.capacity() * 17 + self.texts.capacity() * 17 + self.text_bytes
+    }
+}
+
+/// Bytes one key is assumed to take before a partition is loaded (for the budget check).
+const EST_BYTES_PER_KEY: usize = 40;
+
+/// The exact key set of the recently used scopes of one table, at one version.
+pub struct KeyIndex {
+    def: &'static TableDef,
+    table_name: String,
+    version: Option<i64>,
+    scopes: HashMap<Scope, ScopeKeys>,
+    budget: usize,
+    tick: u64,
+    stats: IndexStats,
+    /// Application transaction versions (`txn` actions) of the apps asked about, kept current
+    /// by the same log replay as the keys.
+    txns: HashMap<String, Option<i64>>,
+}
+
+/// Counters for metrics and benchmarks.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct IndexStats {
+    pub files_read: u64,
+    pub keys_loaded: u64,
+    pub scopes_evicted: u64,
+    pub scopes_streamed: u64,
+    pub log_entries_replayed: u64,
+}
+
+/// Files (path, size) per scope.
+type FilesByScope = HashMap<Scope, Vec<(String, Option<u64>)>>;
+
+impl KeyIndex {
+    pub fn new(def: &'static TableDef, table_name: impl Into<String>, budget: usize) -> Self {
+        KeyIndex {
+            def,
+            table_name: table_name.into(),
+            version: None,
+            scopes: HashMap::new(),
+            budget,
+            tick: 0,
+            stats: IndexStats::default(),
+            txns: HashMap::new(),
+        }
+    }
+
+    pub fn stats(&self) -> IndexStats {
+        self.stats
+    }
+
+    /// Table version the index reflects (the version a commit must follow).
+    pub fn version(&self) -> Option<i64> {
+        self.version
+    }
+
+    /// Approximate bytes held.
+    pub fn memory(&self) -> usize {
+        self.scopes.values().map(ScopeKeys::memory).sum()
+    }
+
+    /// The scope of a row with these partition values.
+    pub fn scope_of(&self, partition: &[(String, Option<String>)]) -> Scope {
+        if self.def.key_scoped_to_partition { partition.iter().map(|(_, v)| v.clone()).collect() } else { Vec::new() }
+    }
+
+    /// Bring the table and the index to the latest version, replaying new log entries.
+    pub async fn sync(&mut self, table: &mut DeltaTable) -> Result<(), LakeError> {
+        let latest = table
+            .get_latest_version()
+            .await
+            .map_err(|e| LakeError::delta(&self.table_name, "get latest version", e))?;
+        let Some(from) = self.version else {
+            if table.version() != Some(latest) {
+                table.load_version(latest).await.map_err(|e| LakeError::delta(&self.table_name, "load", e))?;
+            }
+            self.version = Some(latest);
+            return Ok(());
+        };
+        if latest <= from {
+            return Ok(());
+        }
+        let log_store = table.log_store();
+        let mut new_files: FilesByScope = HashMap::new();
+        for v in (from + 1)..=latest {
+            let bytes = log_store
+                .read_commit_entry(v)
+                .await
+                .map_err(|e| LakeError::delta(&self.table_name, "read log entry", e))?
+                .ok_or_else(|| {
+                    LakeError::delta(
+                        &self.table_name,
+                        "read log entry",
+                        deltalake::DeltaTableError::Generic(format!("log entry {v} vanished")),
+                    )
+                })?;
+            self.stats.log_entries_replayed += 1;
+            for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
+                    LakeError::delta(&self.table_name, "parse log entry", deltalake::DeltaTableError::Generic(format!("version {v}: {e}")))
+                })?;
+                if let Some(add) = value.get("add") {
+                    let add: Add = parse_action(&self.table_name, v, add)?;
+                    if add.data_change {
+                        let scope = self.scope_of_map(&add.partition_values);
+                        if self.scopes.contains_key(&scope) {
+                            new_files.entry(scope).or_default().push((add.path, u64::try_from(add.size).ok()));
+                        }
+                    }
+                } else if let Some(remove) = value.get("remove") {
+                    let remove: Remove = parse_action(&self.table_name, v, remove)?;
+                    if remove.data_change {
+                        let scope = self.scope_of_map(&remove.partition_values.unwrap_or_default());
+                        self.scopes.remove(&scope);
+                        new_files.remove(&scope);
+                    }
+                } else if let Some(txn) = value.get("txn") {
+                    let app = txn.get("appId").and_then(serde_json::Value::as_str);
+                    let version = txn.get("version").and_then(serde_json::Value::as_i64);
+                    if let (Some(app), Some(version)) = (app, version)
+                        && let Some(slot) = self.txns.get_mut(app)
+                    {
+                        *slot = Some(version);
+                    }
+                } else if value.get("metaData").is_some() {
+                    self.scopes.clear();
+                    new_files.clear();
+                }
+            }
+        }
+        table
+            .update_incremental(Some(latest))
+            .await
+            .map_err(|e| LakeError::delta(&self.table_name, "update", e))?;
+        let store = table.log_store().object_store(None);
+        for (scope, files) in new_files {
+            let loaded = self.read_keys(store.clone(), files).await?;
+            if let Some(sk) = self.scopes.get_mut(&scope) {
+                for k in loaded {
+                    sk.insert_str(&k);
+                }
+            }
+        }
+        self.version = Some(latest);
+        Ok(())
+    }
+
+    /// The latest `txn` version of `app_id` at [`Self::version`].
+    pub async fn txn_version(&mut self, table: &DeltaTable, app_id: &str) -> Result<Option<i64>, LakeError> {
+        if let Some(v) = self.txns.get(app_id) {
+            return Ok(*v);
+        }
+        let snapshot = table.snapshot().map_err(|e| LakeError::delta(&self.table_name, "snapshot", e))?;
+        let v = snapshot
+            .transaction_version(&table.log_store(), app_id)
+            .await
+            .map_err(|e| LakeError::delta(&self.table_name, "read txn", e))?;
+        self.txns.insert(app_id.to_string(), v);
+        Ok(v)
+    }
+
+    /// Record our own committed `txn`s (the commit at `version + 1` carried them).
+    pub fn committed_txns(&mut self, txns: &[deltalake::kernel::Transaction]) {
+        for t in txns {
+            self.txns.insert(t.app_id.clone(), Some(t.version));
+        }
+    }
+
+    fn scope_of_map(&self, values: &HashMap<String, Option<String>>) -> Scope {
+        if !self.def.key_scoped_to_partition {
+            return Vec::new();
+        }
+        self.def.partition_columns.iter().map(|c| values.get(*c).cloned().flatten()).collect()
+    }
+
+    /// Among `candidates` (keys of a batch, grouped by scope), return those already in the
+    /// table at [`Self::version`]. Loads missing scopes (evicting others within budget) or
+    /// streams them when they cannot fit.
+    pub async fn existing(
+        &mut self,
+        table: &DeltaTable,
+        candidates: &HashMap<Scope, Vec<&Key>>,
+    ) -> Result<HashMap<Scope, HashSet<Key>>, LakeError> {
+        self.tick += 1;
+        let missing: Vec<Scope> = candidates.keys().filter(|s| !self.scopes.contains_key(*s)).cloned().collect();
+        let mut streamed: FilesByScope = HashMap::new();
+        if !missing.is_empty() {
+            let (files, records) = self.files_of(table, &missing)?;
+            let store = table.log_store().object_store(None);
+            for scope in missing {
+                let scope_files = files.get(&scope).cloned().unwrap_or_default();
+                let estimate = records.get(&scope).copied().unwrap_or(0) * EST_BYTES_PER_KEY;
+                if !self.make_room(estimate, candidates) {
+                    self.stats.scopes_streamed += 1;
+                    streamed.insert(scope, scope_files);
+                    continue;
+                }
+                let keys = self.read_keys(store.clone(), scope_files).await?;
+                let mut sk = ScopeKeys::default();
+                sk.uuids.reserve(keys.len());
+                for k in &keys {
+                    sk.insert_str(k);
+                }
+                self.scopes.insert(scope, sk);
+            }
+        }
+        let mut found: HashMap<Scope, HashSet<Key>> = HashMap::new();
+        for (scope, keys) in candidates {
+            if let Some(sk) = self.scopes.get_mut(scope) {
+                sk.last_used = self.tick;
+                for &k in keys {
+                    if sk.contains(k) {
+                        found.entry(scope.clone()).or_default().insert(k.clone());
+                    }
+                }
+            }
+        }
+        if !streamed.is_empty() {
+            let store = table.log_store().object_store(None);
+            for (scope, files) in streamed {
+                let wanted: HashSet<&Key> = candidates.get(&scope).map(|v| v.iter().copied().collect()).unwrap_or_default();
+                for (path, size) in files {
+                    let mut hits = Vec::new();
+                    storage::files::for_each_string(store.clone(), &self.table_name, &path, size, self.def.key_column, |s| {
+                        let k = Key::of(s);
+                        if wanted.contains(&k) {
+                            hits.push(k);
+                        }
+                    })
+                    .await?;
+                    self.stats.files_read += 1;
+                    found.entry(scope.clone()).or_default().extend(hits);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// After a commit at exactly `version + 1`: the committed keys join the index.
+    pub fn committed<'k>(&mut self, version: i64, keys: impl IntoIterator<Item = (&'k Scope, &'k Key)>) {
+        debug_assert_eq!(self.version.map(|v| v + 1), Some(version));
+        for (scope, key) in keys {
+            if let Some(sk) = self.scopes.get_mut(scope) {
+                sk.insert(key);
+            }
+        }
+        self.version = Some(version);
+    }
+
+    /// Evict least-recently-used scopes not needed by this batch until `need` more bytes fit.
+    /// Returns false when even that is not enough.
+    fn make_room(&mut self, need: usize, keep: &HashMap<Scope, Vec<&Key>>) -> bool {
+        loop {
+            let used = self.memory();
+            if used + need <= self.budget {
+                return true;
+            }
+            let victim = self
+                .scopes
+                .iter()
+                .filter(|(s, _)| !keep.contains_key(*s))
+                .min_by_key(|(_, sk)| sk.last_used)
+                .map(|(s, _)| s.clone());
+            match victim {
+                Some(s) => {
+                    self.scopes.remove(&s);
+                    self.stats.scopes_evicted += 1;
+                }
+                None => return false,
+            }
+        }
+    }
+
+    /// The live files of `scopes` at the loaded version, and their row counts (from stats).
+    fn files_of(&self, table: &DeltaTable, scopes: &[Scope]) -> Result<(FilesByScope, HashMap<Scope, usize>), LakeError> {
+        let snapshot = table.snapshot().map_err(|e| LakeError::delta(&self.table_name, "snapshot", e))?;
+        let wanted: HashSet<&Scope> = scopes.iter().collect();
+        let mut out: FilesByScope = HashMap::new();
+        let mut records: HashMap<Scope, usize> = HashMap::new();
+        for f in snapshot.log_data().iter() {
+            let scope = self.scope_of_map(&f.partition_values_map());
+            if wanted.contains(&scope) {
+                *records.entry(scope.clone()).or_default() += f.num_records().unwrap_or(0);
+                out.entry(scope).or_default().push((f.path().into_owned(), u64::try_from(f.size()).ok()));
+            }
+        }
+        Ok((out, records))
+    }
+
+    async fn read_keys(&mut self, store: Arc<dyn ObjectStore>, files: Vec<(String, Option<u64>)>) -> Result<Vec<String>, LakeError> {
+        let table = self.table_name.clone();
+        let column = self.def.key_column;
+        let n = files.len();
+        let chunks: Vec<Vec<String>> = futures::stream::iter(files)
+            .map(|(path, size)| {
+                let store = store.clone();
+                let table = table.clone();
+                async move {
+                    let mut keys = Vec::new();
+                    storage::files::for_each_string(store, &table, &path, size, column, |s| keys.push(s.to_string())).await?;
+                    Ok::<_, LakeError>(keys)
+                }
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        self.stats.files_read += n as u64;
+        let keys: Vec<String> = chunks.into_iter().flatten().collect();
+        self.stats.keys_loaded += keys.len() as u64;
+        Ok(keys)
+    }
+}
+
+fn parse_action<T: serde::de::DeserializeOwned>(table: &str, version: i64, v: &serde_json::Value) -> Result<T, LakeError> {
+    serde_json::from_value(v.clone()).map_err(|e| {
+        LakeError::delta(table, "parse log action", deltalake::DeltaTableError::Generic(format!("version {version}: {e}")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn canonical_uuid_only() {
+        let u = "0190a3f2-7b1c-7cde-8f00-123456789abc";
+        assert!(matches!(Key::of(u), Key::Uuid(_)));
+        assert!(matches!(Key::of(&u.to_uppercase()), Key::Text(_)));
+        assert!(matches!(Key::of("0190a3f27b1c7cde8f00123456789abc"), Key::Text(_)));
+        assert!(matches!(Key::of("not-a-uuid"), Key::Text(_)));
+        assert_ne!(Key::of(u), Key::of(&u.to_uppercase()));
+    }
+
+    proptest! {
+        /// The u128 form is a bijection with the canonical text: equal keys iff equal text.
+        #[test]
+        fn key_equality_is_text_equality(a in any::<u128>(), b in any::<u128>(), upper in any::<bool>()) {
+            let ta = uuid::Uuid::from_u128(a).hyphenated().to_string();
+            let tb = uuid::Uuid::from_u128(b).hyphenated().to_string();
+            let tb = if upper { tb.to_uppercase() } else { tb };
+            prop_assert_eq!(Key::of(&ta) == Key::of(&tb), ta == tb);
+            prop_assert_eq!(Key::of(&ta), Key::Uuid(a));
+        }
+
+        #[test]
+        fn arbitrary_text_keys(a in ".{1,40}", b in ".{1,40}") {
+            prop_assert_eq!(Key::of(&a) == Key::of(&b), a == b);
+        }
+    }
+}

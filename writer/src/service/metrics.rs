@@ -1,0 +1,188 @@
+//! Operator metrics in the Prometheus text format, and the `/healthz` + `/metrics` endpoint.
+//! Hand-rolled on purpose: a dozen counters do not need a metrics framework, and the HTTP
+//! side is two fixed routes on a loopback-or-task port.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const LATENCY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+const SIZE_BUCKETS: [f64; 7] = [10.0, 100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0, 10_000_000.0];
+
+#[derive(Default)]
+struct Histogram {
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64], v: f64) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; bounds.len()];
+        }
+        for (i, b) in bounds.iter().enumerate() {
+            if v <= *b {
+                self.buckets[i] += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str, bounds: &[f64]) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (i, b) in bounds.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", self.buckets.get(i).copied().unwrap_or(0));
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}", self.count, self.sum, self.count);
+    }
+}
+
+/// Everything an operator graphs.
+#[derive(Default)]
+pub struct Metrics {
+    pub records_read: AtomicU64,
+    pub events_written: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub rejected: AtomicU64,
+    pub commits: AtomicU64,
+    pub commit_conflicts: AtomicU64,
+    pub commit_failures: AtomicU64,
+    pub leases_owned: AtomicI64,
+    pub leases_lost: AtomicU64,
+    pub leases_taken: AtomicU64,
+    commit_latency: Mutex<Histogram>,
+    batch_size: Mutex<Histogram>,
+    lag: Mutex<BTreeMap<String, i64>>,
+    last_loop: Mutex<Option<Instant>>,
+}
+
+impl Metrics {
+    pub fn observe_commit(&self, seconds: f64, events: u64) {
+        if let Ok(mut h) = self.commit_latency.lock() {
+            h.observe(&LATENCY_BUCKETS, seconds);
+        }
+        if let Ok(mut h) = self.batch_size.lock() {
+            h.observe(&SIZE_BUCKETS, events as f64);
+        }
+    }
+
+    pub fn set_lag(&self, shard: &str, millis: i64) {
+        if let Ok(mut m) = self.lag.lock() {
+            m.insert(shard.to_string(), millis);
+        }
+    }
+
+    pub fn forget_shard(&self, shard: &str) {
+        if let Ok(mut m) = self.lag.lock() {
+            m.remove(shard);
+        }
+    }
+
+    /// Called by the main loop each turn; `/healthz` fails when it stops turning.
+    pub fn heartbeat(&self) {
+        if let Ok(mut t) = self.last_loop.lock() {
+            *t = Some(Instant::now());
+        }
+    }
+
+    pub fn healthy(&self, max_silence: Duration) -> bool {
+        self.last_loop.lock().ok().and_then(|t| *t).is_some_and(|t| t.elapsed() <= max_silence)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let counters = [
+            ("events_lake_records_read_total", "Records read from the source.", &self.records_read),
+            ("events_lake_events_written_total", "Events committed to the events table.", &self.events_written),
+            ("events_lake_duplicates_total", "Events dropped as duplicates (in batch or already in the table).", &self.duplicates),
+            ("events_lake_rejected_total", "Records rejected (sent to the rejected-events table).", &self.rejected),
+            ("events_lake_commits_total", "Batches committed.", &self.commits),
+            ("events_lake_commit_conflicts_total", "Commit attempts that lost a race and were retried.", &self.commit_conflicts),
+            ("events_lake_commit_failures_total", "Batches whose commit failed and were re-read.", &self.commit_failures),
+            ("events_lake_leases_lost_total", "Shard leases lost to other workers.", &self.leases_lost),
+            ("events_lake_leases_taken_total", "Shard leases taken.", &self.leases_taken),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP events_lake_leases_owned Shard leases held by this writer.\n# TYPE events_lake_leases_owned gauge\nevents_lake_leases_owned {}",
+            self.leases_owned.load(Ordering::Relaxed)
+        );
+        if let Ok(h) = self.commit_latency.lock() {
+            h.render(&mut out, "events_lake_commit_latency_seconds", "Time to commit a batch (both tables).", &LATENCY_BUCKETS);
+        }
+        if let Ok(h) = self.batch_size.lock() {
+            h.render(&mut out, "events_lake_batch_records", "Records per committed batch.", &SIZE_BUCKETS);
+        }
+        let _ = writeln!(out, "# HELP events_lake_shard_millis_behind_latest Lag reported by GetRecords.\n# TYPE events_lake_shard_millis_behind_latest gauge");
+        if let Ok(m) = self.lag.lock() {
+            for (shard, v) in m.iter() {
+                let _ = writeln!(out, "events_lake_shard_millis_behind_latest{{shard=\"{shard}\"}} {v}");
+            }
+        }
+        out
+    }
+}
+
+/// Serve `/healthz` and `/metrics` until the process exits.
+pub async fn serve(listener: TcpListener, metrics: std::sync::Arc<Metrics>, max_silence: Duration) {
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else { continue };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut n = 0;
+            while n < buf.len() {
+                match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf[n..])).await {
+                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                    Ok(Ok(k)) => {
+                        n += k;
+                        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let path = head.split_whitespace().nth(1).unwrap_or("/");
+            let (status, body, ctype) = match path {
+                "/healthz" if metrics.healthy(max_silence) => ("200 OK", "ok\n".to_string(), "text/plain"),
+                "/healthz" => ("503 Service Unavailable", "stalled\n".to_string(), "text/plain"),
+                "/metrics" => ("200 OK", metrics.render(), "text/plain; version=0.0.4"),
+                _ => ("404 Not Found", "not found\n".to_string(), "text/plain"),
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.records_read.fetch_add(5, Ordering::Relaxed);
+        m.observe_commit(0.3, 1000);
+        m.set_lag("shardId-000000000000", 42);
+        let text = m.render();
+        assert!(text.contains("events_lake_records_read_total 5"));
+        assert!(text.contains("events_lake_commit_latency_seconds_bucket{le=\"0.5\"} 1"));
+        assert!(text.contains("events_lake_commit_latency_seconds_bucket{le=\"0.25\"} 0"));
+        assert!(text.contains("events_lake_shard_millis_behind_latest{shard=\"shardId-000000000000\"} 42"));
+    }
+}

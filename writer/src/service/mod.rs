@@ -1,0 +1,549 @@
+//! `writer run`: the long-running Kinesis → Delta service.
+//!
+//! # Exactly once
+//! Each shard has a Delta application transaction id `kinesis/<stream>/<shard>` whose
+//! version counts that shard's committed batches. Every events commit carries, atomically:
+//! the rows, a `txn` per shard in the batch (version + 1), and in `commitInfo` the last
+//! sequence number read from each of those shards. The commit is fenced on the previous
+//! `txn` versions (see [`crate::commit::TableSink::append`]), so only the current holder of a
+//! shard's progress can extend it.
+//!
+//! The lease table's `checkpoint` is a cache of that truth, written after the commit. On
+//! taking a shard, a writer compares the Delta `txn` version with the lease's
+//! `checkpointTxn`: equal → resume after the lease checkpoint; Delta ahead (a crash between
+//! commit and checkpoint) → resume after the sequence number recorded in the commit that
+//! carries the Delta `txn`. Hence a kill -9 at any instant either leaves the batch
+//! uncommitted (it is re-read) or committed with its position (it is not re-read): nothing
+//! lost, nothing twice. The event_uuid dedupe remains the last guard against producers
+//! sending the same event twice. Rejected records are committed first and are idempotent
+//! (keyed by origin), so a crash between the two commits cannot duplicate them either.
+//!
+//! Because an insert that writes no rows still has to move progress, a batch whose rows
+//! were all duplicates still commits (files-free) when it carries `txn`s.
+
+pub mod config;
+pub mod metrics;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use deltalake::kernel::Transaction;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+use crate::pipeline::{Counts, Pipeline, PipelineError};
+use crate::source::kinesis::lease::{CHECKPOINT_SHARD_END, Lease, LeaseError, LeaseTable};
+use crate::source::kinesis::{ReadFrom, ShardEvent, list_shards, read_shard};
+use crate::source::{Position, RawRecord};
+pub use config::ServiceConfig;
+use metrics::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    #[error(transparent)]
+    Kinesis(#[from] crate::source::kinesis::KinesisError),
+    #[error("metrics endpoint: {0}")]
+    Metrics(std::io::Error),
+    #[error("shutdown did not finish within {0:?}")]
+    ShutdownDeadline(Duration),
+}
+
+/// Totals reported when the service exits.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub table_version: Option<i64>,
+    pub commits: u64,
+    pub leases_taken: u64,
+    pub leases_lost: u64,
+    pub exit_reason: String,
+}
+
+struct Shard {
+    counter: i64,
+    /// Delta `txn` version of this shard (None: never committed).
+    txn: Option<i64>,
+    generation: u64,
+    stop: watch::Sender<bool>,
+    ended: bool,
+    last_activity: Instant,
+}
+
+/// Records buffered for the next commit, with the shard and reader generation they came from.
+#[derive(Default)]
+struct Buffer {
+    records: Vec<RawRecord>,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+pub fn app_id(stream: &str, shard: &str) -> String {
+    format!("kinesis/{stream}/{shard}")
+}
+
+pub struct Service {
+    cfg: ServiceConfig,
+    pipeline: Pipeline,
+    leases: LeaseTable,
+    kinesis: aws_sdk_kinesis::Client,
+    shards: HashMap<Arc<str>, Shard>,
+    tx: mpsc::Sender<(u64, ShardEvent)>,
+    rx: mpsc::Receiver<(u64, ShardEvent)>,
+    buffer: Buffer,
+    metrics: Arc<Metrics>,
+    totals: Counts,
+    commits: u64,
+    next_generation: u64,
+    source_name: Arc<str>,
+    started: Instant,
+    last_discovery: Option<Instant>,
+}
+
+impl Service {
+    pub async fn start(cfg: ServiceConfig) -> Result<Self, ServiceError> {
+        let pipeline = Pipeline::open(cfg.pipeline.clone()).await?;
+        let ddb = storage::aws::dynamodb().await;
+        let leases = LeaseTable::new(ddb, cfg.lease_table.clone(), cfg.pipeline.writer_id.clone(), cfg.lease_duration);
+        leases.ensure().await?;
+        let kinesis = crate::source::kinesis::client().await;
+        let (tx, rx) = mpsc::channel(64);
+        let metrics = Arc::new(Metrics::default());
+        if let Some(port) = cfg.metrics_port {
+            let listener = tokio::net::TcpListener::bind((cfg.metrics_host.as_str(), port)).await.map_err(ServiceError::Metrics)?;
+            tokio::spawn(metrics::serve(listener, metrics.clone(), cfg.lease_duration * 3 + cfg.pipeline.flush.max_latency * 4));
+        }
+        metrics.heartbeat();
+        let source_name: Arc<str> = Arc::from(format!("kinesis:{}", cfg.stream));
+        Ok(Service {
+            cfg,
+            pipeline,
+            leases,
+            kinesis,
+            shards: HashMap::new(),
+            tx,
+            rx,
+            buffer: Buffer::default(),
+            metrics,
+            totals: Counts::default(),
+            commits: 0,
+            next_generation: 1,
+            source_name,
+            started: Instant::now(),
+            last_discovery: None,
+        })
+    }
+
+    /// Run until a signal or `exit_when_idle`; then flush, checkpoint, release leases.
+    pub async fn run(mut self) -> Result<RunSummary, ServiceError> {
+        let mut shutdown = shutdown_signal();
+        let mut lease_tick = tokio::time::interval(self.cfg.lease_duration / 3);
+        lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let reason = loop {
+            self.metrics.heartbeat();
+            let flush_at = self.buffer.since.map(|s| s + self.cfg.pipeline.flush.max_latency);
+            tokio::select! {
+                _ = &mut shutdown => break "signal".to_string(),
+                _ = lease_tick.tick() => {
+                    if let Err(e) = self.lease_round().await {
+                        tracing::warn!(error = %e, "lease round failed; will retry");
+                    }
+                }
+                ev = self.rx.recv() => {
+                    if let Some((generation, ev)) = ev {
+                        self.on_event(generation, ev);
+                    }
+                }
+                _ = sleep_until(flush_at) => {}
+            }
+            let flush = &self.cfg.pipeline.flush;
+            let due = self.buffer.since.is_some_and(|s| s.elapsed() >= flush.max_latency)
+                || self.buffer.records.len() >= flush.max_events
+                || self.buffer.bytes >= flush.max_bytes;
+            if due {
+                self.flush().await;
+            }
+            self.finish_ended_shards().await;
+            if let Some(idle) = self.cfg.exit_when_idle
+                && self.idle_for(idle)
+            {
+                break format!("idle for {idle:?}");
+            }
+        };
+        tracing::info!(reason = %reason, "stopping: flushing, checkpointing, releasing leases");
+        let deadline = self.cfg.shutdown_deadline;
+        match tokio::time::timeout(deadline, self.shutdown()).await {
+            Ok(()) => {}
+            Err(_) => return Err(ServiceError::ShutdownDeadline(deadline)),
+        }
+        Ok(RunSummary {
+            counts: self.totals,
+            table_version: self.pipeline.events.version(),
+            commits: self.commits,
+            leases_taken: self.metrics.leases_taken.load(Ordering::Relaxed),
+            leases_lost: self.metrics.leases_lost.load(Ordering::Relaxed),
+            exit_reason: reason,
+        })
+    }
+
+    fn idle_for(&self, idle: Duration) -> bool {
+        self.started.elapsed() >= idle
+            && self.buffer.records.is_empty()
+            && self.shards.values().all(|s| s.last_activity.elapsed() >= idle)
+    }
+
+    fn on_event(&mut self, generation: u64, ev: ShardEvent) {
+        let shard_id = match &ev {
+            ShardEvent::Records { shard, .. } | ShardEvent::End { shard } | ShardEvent::Failed { shard, .. } => shard.clone(),
+        };
+        let Some(state) = self.shards.get_mut(&shard_id) else { return };
+        if state.generation != generation {
+            return; // from a reader we already replaced
+        }
+        state.last_activity = Instant::now();
+        match ev {
+            ShardEvent::Records { records, millis_behind, .. } => {
+                if let Some(lag) = millis_behind {
+                    self.metrics.set_lag(&shard_id, lag);
+                }
+                self.metrics.records_read.fetch_add(records.len() as u64, Ordering::Relaxed);
+                self.buffer.bytes += records.iter().map(|r| r.data.len()).sum::<usize>();
+                self.buffer.records.extend(records);
+                self.buffer.since.get_or_insert_with(Instant::now);
+            }
+            ShardEvent::End { .. } => state.ended = true,
+            ShardEvent::Failed { error, .. } => {
+                tracing::warn!(shard = %shard_id, %error, "shard reader failed; restarting from checkpoint");
+                self.restart_reader(&shard_id, None);
+            }
+        }
+    }
+
+    /// Commit the buffer: rows + per-shard txns + positions, fenced; then move checkpoints.
+    async fn flush(&mut self) {
+        let records = std::mem::take(&mut self.buffer.records);
+        self.buffer = Buffer::default();
+        if records.is_empty() {
+            return;
+        }
+        let mut last: BTreeMap<Arc<str>, (Arc<str>, usize)> = BTreeMap::new();
+        let mut first: BTreeMap<Arc<str>, Arc<str>> = BTreeMap::new();
+        for r in &records {
+            if let Position::Sequence { shard, sequence, .. } = &r.position {
+                first.entry(shard.clone()).or_insert_with(|| sequence.clone());
+                let e = last.entry(shard.clone()).or_insert_with(|| (sequence.clone(), 0));
+                e.0 = sequence.clone();
+                e.1 += 1;
+            }
+        }
+        let mut txns = Vec::new();
+        let mut expect = Vec::new();
+        let mut shard_meta = serde_json::Map::new();
+        for (shard, (seq, count)) in &last {
+            let Some(state) = self.shards.get(shard) else { continue };
+            let app = app_id(&self.cfg.stream, shard);
+            let next = state.txn.map_or(0, |v| v + 1);
+            txns.push(Transaction::new(&app, next));
+            expect.push((app, state.txn));
+            shard_meta.insert(
+                shard.to_string(),
+                json!({"first_sequence": first.get(shard).map(|s| s.to_string()), "last_sequence": seq.to_string(), "records": count, "txn": next}),
+            );
+        }
+        let meta = HashMap::from([(
+            "kinesis".to_string(),
+            json!({"stream": self.cfg.stream, "shards": Value::Object(shard_meta)}),
+        )]);
+        let started = Instant::now();
+        match self.pipeline.process(&self.source_name, &records, txns, &expect, &meta).await {
+            Ok(report) => {
+                let c = report.counts;
+                self.totals.read += c.read;
+                self.totals.written += c.written;
+                self.totals.duplicates += c.duplicates;
+                self.totals.rejected += c.rejected;
+                self.totals.rejected_written += c.rejected_written;
+                self.commits += 1;
+                let m = &self.metrics;
+                m.events_written.fetch_add(c.written, Ordering::Relaxed);
+                m.duplicates.fetch_add(c.duplicates, Ordering::Relaxed);
+                m.rejected.fetch_add(c.rejected, Ordering::Relaxed);
+                m.commits.fetch_add(1, Ordering::Relaxed);
+                m.commit_conflicts.fetch_add(u64::from(report.conflicts), Ordering::Relaxed);
+                m.observe_commit(started.elapsed().as_secs_f64(), c.read);
+                tracing::info!(
+                    read = c.read, written = c.written, duplicates = c.duplicates, rejected = c.rejected,
+                    version = report.events_version, commit_ms = started.elapsed().as_millis() as u64,
+                    shards = last.len(), "batch committed"
+                );
+                for (shard, (seq, _)) in last {
+                    let Some(state) = self.shards.get_mut(&shard) else { continue };
+                    let next = state.txn.map_or(0, |v| v + 1);
+                    state.txn = Some(next);
+                    if let Err(e) = self.leases.checkpoint(&shard, &seq, next).await {
+                        // The Delta commit is the truth; a stale lease checkpoint is repaired
+                        // by whoever takes the shard next. Losing the lease means stopping.
+                        self.on_lease_error(&shard, e);
+                    }
+                }
+            }
+            Err(e) => {
+                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "commit failed; re-reading owned shards from their committed position");
+                let owned: Vec<Arc<str>> = self.shards.keys().cloned().collect();
+                for shard in owned {
+                    self.rewind(&shard).await;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+
+    fn on_lease_error(&mut self, shard: &Arc<str>, e: LeaseError) {
+        match e {
+            LeaseError::Lost { .. } => {
+                tracing::warn!(%shard, "lease lost; stopping the shard");
+                self.metrics.leases_lost.fetch_add(1, Ordering::Relaxed);
+                self.drop_shard(shard);
+            }
+            other => tracing::warn!(%shard, error = %other, "checkpoint write failed; the next owner will repair it"),
+        }
+    }
+
+    fn drop_shard(&mut self, shard: &Arc<str>) {
+        if let Some(s) = self.shards.remove(shard) {
+            let _ = s.stop.send(true);
+        }
+        self.buffer.records.retain(|r| r.position.shard() != Some(shard.as_ref()));
+        self.metrics.forget_shard(shard);
+        self.metrics.leases_owned.store(self.shards.len() as i64, Ordering::Relaxed);
+    }
+
+    /// Resolve where a shard's committed data ends (Delta is the truth, the lease a cache).
+    async fn resolve(&mut self, lease: &Lease) -> Result<(ReadFrom, Option<i64>), ServiceError> {
+        let app = app_id(&self.cfg.stream, &lease.shard);
+        let txn = self.pipeline.events.txn_version(&app).await.map_err(PipelineError::from)?;
+        let lease_txn = lease.checkpoint_txn.filter(|v| *v >= 0);
+        let checkpoint = lease.checkpoint.clone().unwrap_or_else(|| self.cfg.start.as_checkpoint());
+        if txn == lease_txn || txn.is_none() {
+            return Ok((ReadFrom::from_checkpoint(&checkpoint), txn));
+        }
+        let v = txn.unwrap_or(0);
+        let info = self.pipeline.events.find_txn_commit(&app, v, 100_000).await.map_err(PipelineError::from)?;
+        let seq = info
+            .as_ref()
+            .and_then(|i| i.pointer(&format!("/kinesis/shards/{}/last_sequence", lease.shard)))
+            .and_then(Value::as_str)
+            .map(String::from);
+        match seq {
+            Some(seq) => {
+                tracing::info!(shard = %lease.shard, txn = v, "lease checkpoint was behind the table; using the committed position");
+                if let Err(e) = self.leases.checkpoint(&lease.shard, &seq, v).await {
+                    tracing::warn!(shard = %lease.shard, error = %e, "could not repair lease checkpoint");
+                }
+                Ok((ReadFrom::After(seq), txn))
+            }
+            None => {
+                tracing::error!(shard = %lease.shard, txn = v, "commit for the table's txn not found; resuming from the lease checkpoint (dedupe guards)");
+                Ok((ReadFrom::from_checkpoint(&checkpoint), txn))
+            }
+        }
+    }
+
+    fn spawn_reader(&mut self, shard: Arc<str>, from: ReadFrom) -> (u64, watch::Sender<bool>) {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (tx, client, stream) = (self.tx.clone(), self.kinesis.clone(), self.cfg.stream.clone());
+        let (poll, limit) = (self.cfg.poll_interval, self.cfg.records_per_call);
+        let (inner_tx, mut inner_rx) = mpsc::channel::<ShardEvent>(4);
+        tokio::spawn(read_shard(client, stream, shard, from, inner_tx, stop_rx, poll, limit));
+        tokio::spawn(async move {
+            while let Some(ev) = inner_rx.recv().await {
+                if tx.send((generation, ev)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        (generation, stop_tx)
+    }
+
+    /// Re-read a shard from its committed position (after a failed commit).
+    async fn rewind(&mut self, shard: &Arc<str>) {
+        self.buffer.records.retain(|r| r.position.shard() != Some(shard.as_ref()));
+        let leases = match self.leases.list().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "lease scan failed during rewind; dropping shard");
+                self.drop_shard(shard);
+                return;
+            }
+        };
+        let Some(lease) = leases.into_iter().find(|l| l.shard.as_str() == shard.as_ref()) else {
+            self.drop_shard(shard);
+            return;
+        };
+        if lease.owner.as_deref() != Some(self.leases.worker()) {
+            self.metrics.leases_lost.fetch_add(1, Ordering::Relaxed);
+            self.drop_shard(shard);
+            return;
+        }
+        match self.resolve(&lease).await {
+            Ok((from, txn)) => {
+                if let Some(s) = self.shards.get_mut(shard) {
+                    s.txn = txn;
+                }
+                self.restart_reader(shard, Some(from));
+            }
+            Err(e) => {
+                tracing::warn!(%shard, error = %e, "cannot resolve position; dropping shard");
+                self.drop_shard(shard);
+            }
+        }
+    }
+
+    fn restart_reader(&mut self, shard: &Arc<str>, from: Option<ReadFrom>) {
+        let Some(old) = self.shards.remove(shard) else { return };
+        let _ = old.stop.send(true);
+        self.buffer.records.retain(|r| r.position.shard() != Some(shard.as_ref()));
+        let from = from.unwrap_or_else(|| ReadFrom::Initial(self.cfg.start.clone()));
+        let (generation, stop) = self.spawn_reader(shard.clone(), from);
+        self.shards.insert(shard.clone(), Shard { generation, stop, ended: false, last_activity: Instant::now(), ..old });
+    }
+
+    /// Shards that are closed and fully committed: mark them finished (children may start).
+    async fn finish_ended_shards(&mut self) {
+        let ended: Vec<Arc<str>> = self
+            .shards
+            .iter()
+            .filter(|(id, s)| s.ended && !self.buffer.records.iter().any(|r| r.position.shard() == Some(id.as_ref())))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for shard in ended {
+            let Some(state) = self.shards.get(&shard) else { continue };
+            let txn = state.txn.unwrap_or(-1);
+            let counter = state.counter;
+            match self.leases.checkpoint(&shard, CHECKPOINT_SHARD_END, txn).await {
+                Ok(()) => {
+                    tracing::info!(%shard, "shard finished");
+                    let _ = self.leases.release(&shard, counter).await;
+                    self.drop_shard(&shard);
+                    self.last_discovery = None; // children may now be ready
+                }
+                Err(e) => self.on_lease_error(&shard, e),
+            }
+        }
+    }
+
+    /// Discover shards, renew held leases, take a fair share of the rest.
+    async fn lease_round(&mut self) -> Result<(), ServiceError> {
+        let discover = self.last_discovery.is_none_or(|t| t.elapsed() >= self.cfg.discovery_interval);
+        if discover {
+            let shards = list_shards(&self.kinesis, &self.cfg.stream).await?;
+            let existing: std::collections::HashSet<String> = self.leases.list().await?.into_iter().map(|l| l.shard).collect();
+            for s in shards.iter().filter(|s| !existing.contains(&s.id)) {
+                // Children start at the beginning: their parents' records end where they begin.
+                let initial = if s.parents.is_empty() { self.cfg.start.as_checkpoint() } else { "TRIM_HORIZON".to_string() };
+                self.leases.create(&s.id, &s.parents, &initial).await?;
+            }
+            self.last_discovery = Some(Instant::now());
+        }
+        let all = self.leases.list().await?;
+        let me = self.leases.worker().to_string();
+        // Renew what we hold; notice what was taken from us.
+        let held: Vec<(Arc<str>, i64)> = self.shards.iter().map(|(k, s)| (k.clone(), s.counter)).collect();
+        for (shard, counter) in held {
+            let current = all.iter().find(|l| l.shard.as_str() == shard.as_ref());
+            if current.is_none_or(|l| l.owner.as_deref() != Some(me.as_str()) || l.counter != counter) {
+                self.on_lease_error(&shard, LeaseError::Lost { shard: shard.to_string() });
+                continue;
+            }
+            match self.leases.renew(&shard, counter).await {
+                Ok(c) => {
+                    if let Some(s) = self.shards.get_mut(&shard) {
+                        s.counter = c;
+                    }
+                }
+                Err(e) => self.on_lease_error(&shard, e),
+            }
+        }
+        let plan = crate::source::kinesis::lease::plan(&all, &me, |l| self.leases.expired(l));
+        for (shard, counter) in plan.take {
+            if self.shards.contains_key(shard.as_str()) {
+                continue;
+            }
+            let counter = match self.leases.take(&shard, counter).await {
+                Ok(c) => c,
+                Err(LeaseError::Lost { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.metrics.leases_taken.fetch_add(1, Ordering::Relaxed);
+            let Some(lease) = self.leases.list().await?.into_iter().find(|l| l.shard == shard) else { continue };
+            let (from, txn) = self.resolve(&lease).await?;
+            tracing::info!(%shard, ?from, ?txn, "took lease");
+            let id: Arc<str> = Arc::from(shard.as_str());
+            let (generation, stop) = self.spawn_reader(id.clone(), from);
+            self.shards.insert(id, Shard { counter, txn, generation, stop, ended: false, last_activity: Instant::now() });
+        }
+        self.metrics.leases_owned.store(self.shards.len() as i64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) {
+        for s in self.shards.values() {
+            let _ = s.stop.send(true);
+        }
+        // Take what the readers already delivered, then commit it.
+        while let Ok((generation, ev)) = self.rx.try_recv() {
+            self.on_event(generation, ev);
+        }
+        self.flush().await;
+        self.finish_ended_shards().await;
+        let held: Vec<(Arc<str>, i64)> = self.shards.iter().map(|(k, s)| (k.clone(), s.counter)).collect();
+        for (shard, counter) in held {
+            if let Err(e) = self.leases.release(&shard, counter).await {
+                tracing::warn!(%shard, error = %e, "could not release lease; it will expire");
+            }
+        }
+        self.shards.clear();
+        self.metrics.leases_owned.store(0, Ordering::Relaxed);
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+fn shutdown_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    })
+}

@@ -1,0 +1,380 @@
+//! Shard leases in DynamoDB, after the KCL's design.
+//!
+//! One item per shard (`leaseKey` = shard id) with `leaseOwner`, `leaseCounter`, the
+//! committed `checkpoint` (a sequence number, `SHARD_END`, or an initial position) with the
+//! Delta transaction version it corresponds to (`checkpointTxn`), a write-ahead
+//! `pendingCheckpoint`/`pendingTxn`, and `parentShardIds`.
+//!
+//! Every write is conditional. An owner renews by bumping `leaseCounter` on condition it is
+//! still the owner with the counter it last saw; a lease whose counter has not moved for a
+//! lease duration (as observed locally, so clocks never matter) is expired and may be taken
+//! by bumping the counter it was seen with. A worker that loses a lease finds out at its next
+//! conditional write and stops; the Delta `txn` check at commit time (see
+//! [`crate::service`]) fences it even if it is paused in between.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+pub const ATTR_KEY: &str = "leaseKey";
+pub const CHECKPOINT_SHARD_END: &str = "SHARD_END";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("lease table {table}: {step}: {message}")]
+    Aws { table: String, step: &'static str, message: String },
+    /// A conditional write failed: someone else owns the lease now.
+    #[error("lease for shard {shard} lost")]
+    Lost { shard: String },
+}
+
+/// A lease as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub shard: String,
+    pub owner: Option<String>,
+    pub counter: i64,
+    pub checkpoint: Option<String>,
+    pub checkpoint_txn: Option<i64>,
+    pub pending_checkpoint: Option<String>,
+    pub pending_txn: Option<i64>,
+    pub parents: Vec<String>,
+}
+
+impl Lease {
+    pub fn finished(&self) -> bool {
+        self.checkpoint.as_deref() == Some(CHECKPOINT_SHARD_END)
+    }
+}
+
+pub struct LeaseTable {
+    client: Client,
+    table: String,
+    worker: String,
+    duration: Duration,
+    /// Counter last seen per shard and when it last changed (local clock only).
+    seen: HashMap<String, (i64, Instant)>,
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+impl LeaseTable {
+    pub fn new(client: Client, table: String, worker: String, duration: Duration) -> Self {
+        LeaseTable { client, table, worker, duration, seen: HashMap::new() }
+    }
+
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    fn aws<E: std::error::Error + 'static>(&self, step: &'static str, e: E) -> LeaseError {
+        LeaseError::Aws {
+            table: self.table.clone(),
+            step,
+            message: aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+        }
+    }
+
+    fn conditional<E>(&self, shard: &str, step: &'static str, e: aws_sdk_dynamodb::error::SdkError<E>) -> LeaseError
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        if e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException") {
+            LeaseError::Lost { shard: shard.to_string() }
+        } else {
+            self.aws(step, e)
+        }
+    }
+
+    /// Create the table if needed (on-demand billing, `leaseKey` hash key).
+    pub async fn ensure(&self) -> Result<(), LeaseError> {
+        storage::aws::ensure_table(&self.client, &self.table, ATTR_KEY, None, None)
+            .await
+            .map(|_| ())
+            .map_err(|e| LeaseError::Aws { table: self.table.clone(), step: "create lease table", message: e.to_string() })
+    }
+
+    /// Create a lease for a newly discovered shard (no-op when it exists).
+    pub async fn create(&self, shard: &str, parents: &[String], initial: &str) -> Result<(), LeaseError> {
+        let mut item = HashMap::from([
+            (ATTR_KEY.to_string(), s(shard)),
+            ("leaseCounter".to_string(), n(0)),
+            ("checkpoint".to_string(), s(initial)),
+        ]);
+        if !parents.is_empty() {
+            item.insert("parentShardIds".into(), AttributeValue::L(parents.iter().map(|p| s(p)).collect()));
+        }
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(leaseKey)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(self.aws("create lease", e)),
+        }
+    }
+
+    /// All leases (consistent scan), updating the local view of which counters move.
+    pub async fn list(&mut self) -> Result<Vec<Lease>, LeaseError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| self.aws("scan leases", e))?;
+            out.extend(page.items().iter().filter_map(parse));
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        let now = Instant::now();
+        for l in &out {
+            match self.seen.get(&l.shard) {
+                Some((c, _)) if *c == l.counter => {}
+                _ => {
+                    self.seen.insert(l.shard.clone(), (l.counter, now));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Unowned, or owned but not renewed for a lease duration.
+    pub fn expired(&self, l: &Lease) -> bool {
+        match &l.owner {
+            None => true,
+            Some(_) => self.seen.get(&l.shard).is_none_or(|(_, since)| since.elapsed() > self.duration),
+        }
+    }
+
+    /// Take a lease seen with `counter` (expired, unowned, or stolen).
+    pub async fn take(&mut self, shard: &str, counter: i64) -> Result<i64, LeaseError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(ATTR_KEY, s(shard))
+            .update_expression("SET leaseOwner = :me, leaseCounter = :next")
+            .condition_expression("leaseCounter = :seen")
+            .expression_attribute_values(":me", s(&self.worker))
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter))
+            .send()
+            .await
+            .map_err(|e| self.conditional(shard, "take lease", e))?;
+        self.seen.insert(shard.to_string(), (counter + 1, Instant::now()));
+        Ok(counter + 1)
+    }
+
+    /// Renew an owned lease; returns the new counter.
+    pub async fn renew(&mut self, shard: &str, counter: i64) -> Result<i64, LeaseError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(ATTR_KEY, s(shard))
+            .update_expression("SET leaseCounter = :next")
+            .condition_expression("leaseOwner = :me AND leaseCounter = :seen")
+            .expression_attribute_values(":me", s(&self.worker))
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter))
+            .send()
+            .await
+            .map_err(|e| self.conditional(shard, "renew lease", e))?;
+        self.seen.insert(shard.to_string(), (counter + 1, Instant::now()));
+        Ok(counter + 1)
+    }
+
+    /// Write-ahead: the checkpoint a commit with `txn` is about to make durable.
+    pub async fn set_pending(&self, shard: &str, sequence: &str, txn: i64) -> Result<(), LeaseError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(ATTR_KEY, s(shard))
+            .update_expression("SET pendingCheckpoint = :c, pendingTxn = :t")
+            .condition_expression("leaseOwner = :me")
+            .expression_attribute_values(":me", s(&self.worker))
+            .expression_attribute_values(":c", s(sequence))
+            .expression_attribute_values(":t", n(txn))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.conditional(shard, "write pending checkpoint", e))
+    }
+
+    /// After the Delta commit: move the checkpoint.
+    pub async fn checkpoint(&self, shard: &str, sequence: &str, txn: i64) -> Result<(), LeaseError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(ATTR_KEY, s(shard))
+            .update_expression("SET checkpoint = :c, checkpointTxn = :t REMOVE pendingCheckpoint, pendingTxn")
+            .condition_expression("leaseOwner = :me")
+            .expression_attribute_values(":me", s(&self.worker))
+            .expression_attribute_values(":c", s(sequence))
+            .expression_attribute_values(":t", n(txn))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.conditional(shard, "checkpoint", e))
+    }
+
+    /// Give a lease back (graceful shutdown): others may take it at once.
+    pub async fn release(&mut self, shard: &str, counter: i64) -> Result<(), LeaseError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(ATTR_KEY, s(shard))
+            .update_expression("REMOVE leaseOwner SET leaseCounter = :next")
+            .condition_expression("leaseOwner = :me AND leaseCounter = :seen")
+            .expression_attribute_values(":me", s(&self.worker))
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.conditional(shard, "release lease", e))
+    }
+}
+
+fn parse(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
+    let gs = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let gn = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+    Some(Lease {
+        shard: gs(ATTR_KEY)?,
+        owner: gs("leaseOwner"),
+        counter: gn("leaseCounter").unwrap_or(0),
+        checkpoint: gs("checkpoint"),
+        checkpoint_txn: gn("checkpointTxn"),
+        pending_checkpoint: gs("pendingCheckpoint"),
+        pending_txn: gn("pendingTxn"),
+        parents: item
+            .get("parentShardIds")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|p| p.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
+    })
+}
+
+/// Which leases this worker should hold: a fair share of the unfinished ones whose parents
+/// are finished. Pure, so it is unit-tested apart from DynamoDB.
+pub fn plan(leases: &[Lease], me: &str, expired: impl Fn(&Lease) -> bool) -> Plan {
+    let finished: std::collections::HashSet<&str> =
+        leases.iter().filter(|l| l.finished()).map(|l| l.shard.as_str()).collect();
+    let known: std::collections::HashSet<&str> = leases.iter().map(|l| l.shard.as_str()).collect();
+    let ready = |l: &Lease| !l.finished() && l.parents.iter().all(|p| finished.contains(p.as_str()) || !known.contains(p.as_str()));
+    let active: Vec<&Lease> = leases.iter().filter(|l| ready(l)).collect();
+    let mut per_owner: HashMap<&str, usize> = HashMap::new();
+    per_owner.insert(me, 0);
+    for l in &active {
+        if let Some(o) = l.owner.as_deref()
+            && !expired(l)
+        {
+            *per_owner.entry(o).or_default() += 1;
+        }
+    }
+    let workers = per_owner.len().max(1);
+    let target = active.len().div_ceil(workers);
+    let mine = per_owner.get(me).copied().unwrap_or(0);
+    let mut take: Vec<(String, i64)> = Vec::new();
+    if mine < target {
+        let want = target - mine;
+        take.extend(
+            active
+                .iter()
+                .filter(|l| l.owner.as_deref() != Some(me) && expired(l))
+                .take(want)
+                .map(|l| (l.shard.clone(), l.counter)),
+        );
+        if take.is_empty() {
+            // Steal one from the most loaded worker, if it holds more than its share.
+            if let Some((victim, count)) = per_owner.iter().filter(|(o, _)| **o != me).max_by_key(|(_, c)| **c)
+                && *count > target
+                && let Some(l) = active.iter().find(|l| l.owner.as_deref() == Some(victim))
+            {
+                take.push((l.shard.clone(), l.counter));
+            }
+        }
+    }
+    let keep: Vec<String> = active.iter().filter(|l| l.owner.as_deref() == Some(me)).map(|l| l.shard.clone()).collect();
+    Plan { take, keep, target }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// (shard, counter seen) to take.
+    pub take: Vec<(String, i64)>,
+    /// Shards this worker holds and should keep renewing.
+    pub keep: Vec<String>,
+    pub target: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(shard: &str, owner: Option<&str>, parents: &[&str], done: bool) -> Lease {
+        Lease {
+            shard: shard.into(),
+            owner: owner.map(String::from),
+            counter: 1,
+            checkpoint: Some(if done { CHECKPOINT_SHARD_END } else { "TRIM_HORIZON" }.into()),
+            checkpoint_txn: None,
+            pending_checkpoint: None,
+            pending_txn: None,
+            parents: parents.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn takes_fair_share_of_unowned() {
+        let leases: Vec<Lease> = (0..4).map(|i| lease(&format!("s{i}"), None, &[], false)).collect();
+        let p = plan(&leases, "me", |l| l.owner.is_none());
+        assert_eq!(p.take.len(), 4);
+        let mut leases = leases;
+        leases[0].owner = Some("other".into());
+        leases[1].owner = Some("other".into());
+        let p = plan(&leases, "me", |l| l.owner.is_none());
+        assert_eq!(p.target, 2);
+        assert_eq!(p.take.len(), 2);
+    }
+
+    #[test]
+    fn children_wait_for_parents() {
+        let leases = vec![
+            lease("parent", Some("x"), &[], false),
+            lease("child", None, &["parent"], false),
+        ];
+        let p = plan(&leases, "me", |l| l.owner.is_none());
+        assert!(p.take.iter().all(|(s, _)| s != "child"));
+        let leases = vec![lease("parent", None, &[], true), lease("child", None, &["parent"], false)];
+        let p = plan(&leases, "me", |l| l.owner.is_none());
+        assert_eq!(p.take, vec![("child".to_string(), 1)]);
+    }
+
+    #[test]
+    fn steals_from_overloaded_worker() {
+        let leases: Vec<Lease> = (0..4).map(|i| lease(&format!("s{i}"), Some("other"), &[], false)).collect();
+        let p = plan(&leases, "me", |_| false);
+        assert_eq!(p.target, 2);
+        assert_eq!(p.take.len(), 1);
+    }
+}

@@ -1,0 +1,72 @@
+//! Sources of raw records. A source hands out records with their position; it knows nothing
+//! about JSON or tables.
+
+pub mod kinesis;
+pub mod ndjson;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+/// Where a record came from, precise enough to find it again (lineage columns and
+/// commit metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    /// 1-based line number in an NDJSON input.
+    Line(u64),
+    /// Kinesis shard and sequence number, with the sub-record index for KPL aggregates.
+    Sequence { shard: Arc<str>, sequence: Arc<str>, sub: Option<u32> },
+}
+
+impl Position {
+    pub fn shard(&self) -> Option<&str> {
+        match self {
+            Position::Line(_) => None,
+            Position::Sequence { shard, .. } => Some(shard),
+        }
+    }
+
+    /// Text stored in `source_position`.
+    pub fn position_text(&self) -> String {
+        match self {
+            Position::Line(n) => n.to_string(),
+            Position::Sequence { sequence, sub: None, .. } => sequence.to_string(),
+            Position::Sequence { sequence, sub: Some(i), .. } => format!("{sequence}:{i}"),
+        }
+    }
+}
+
+/// One record as read: its bytes (a cheap slice of the read buffer) and where it came from.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub data: Bytes,
+    pub position: Position,
+}
+
+/// What a source yields on each poll.
+#[derive(Debug)]
+pub enum Poll {
+    Records(Vec<RawRecord>),
+    /// Nothing arrived before the deadline; ask again.
+    Idle,
+    /// The input is exhausted (files, stdin); streams never end.
+    End,
+}
+
+/// A record source. `poll` waits at most until `deadline`, so the batcher can honour its
+/// latency bound even when input trickles.
+pub trait Source: Send {
+    /// Value of the `source` lineage column (e.g. `file:/data/events.ndjson`, `stdin`).
+    fn name(&self) -> Arc<str>;
+
+    fn poll(&mut self, deadline: Instant) -> impl std::future::Future<Output = Result<Poll, SourceError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("reading {source_name}: {error}")]
+    Io { source_name: String, error: std::io::Error },
+    #[error("{0}")]
+    Other(String),
+}
