@@ -23,10 +23,6 @@ def _pairs(pairs):
     return dict(pairs)
 
 
-def _pairs_list(pairs):
-    return pairs
-
-
 def parse(raw: bytes, now: int, max_future=86400):
     """Return the expected row dict for a valid record, or raise Reject(reason)."""
     try:
@@ -73,8 +69,8 @@ def parse(raw: bytes, now: int, max_future=86400):
     base = dt.datetime.fromtimestamp(secs, tz=dt.timezone.utc)
     created_datetime = base.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac_digits}" if frac_digits else "") + "Z"
     micros = secs * 1_000_000 + int((frac_digits + "000000")[:6])
-    payload = json.loads(text, object_pairs_hook=_pairs_list, parse_float=Decimal)
-    payload = {k: v for k, v in payload if k not in COMMON}
+    payload = json.loads(text, parse_float=Decimal)
+    payload = {k: v for k, v in payload.items() if k not in COMMON}
     return {
         "event_uuid": u,
         "event_name": name,

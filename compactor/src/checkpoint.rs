@@ -21,7 +21,7 @@ pub async fn checkpoint(t: &TableArgs) -> Result<CheckpointSummary> {
     let expired = cleanup_metadata(&table, None).await.context("expiring old log entries")?;
     Ok(CheckpointSummary {
         command: "checkpoint",
-        checkpoint_version: table.version().unwrap_or(-1),
+        checkpoint_version: table.version().map_or(-1, |v| v as i64),
         log_files_expired: expired as u64,
     })
 }

@@ -9,12 +9,12 @@ use crate::TableArgs;
 
 pub async fn history(t: &TableArgs, limit: usize) -> Result<Vec<Value>> {
     let table = storage::open_table(&t.table, &t.storage()).await?;
-    let latest = table.version().unwrap_or(-1);
+    let latest = table.version().map_or(-1, |v| v as i64);
     let log_store = table.log_store();
     let mut out = Vec::new();
     let mut v = latest;
     while v >= 0 && out.len() < limit {
-        let Some(bytes) = log_store.read_commit_entry(v).await.with_context(|| format!("reading version {v}"))? else {
+        let Some(bytes) = log_store.read_commit_entry(v as u64).await.with_context(|| format!("reading version {v}"))? else {
             break; // expired by log retention: older versions are only in checkpoints
         };
         let mut info = Value::Null;

@@ -121,7 +121,7 @@ pub async fn optimize(t: &TableArgs, args: &OptimizeArgs) -> Result<OptimizeSumm
     let (files_after, bytes_after, _) = plan_input(&table, args.target_size)?;
     summary.files_after = files_after;
     summary.bytes_after = bytes_after;
-    summary.table_version = table.version().unwrap_or(-1);
+    summary.table_version = table.version().map_or(-1, |v| v as i64);
     Ok(summary)
 }
 

@@ -28,7 +28,7 @@ pub struct VacuumSummary {
 
 pub async fn vacuum(t: &TableArgs, args: &VacuumArgs) -> Result<VacuumSummary> {
     let table = storage::open_table(&t.table, &t.storage()).await?;
-    let before = table.version().unwrap_or(-1);
+    let before = table.version().map_or(-1, |v| v as i64);
     let mut builder = table
         .vacuum()
         .with_dry_run(args.dry_run)
@@ -48,7 +48,7 @@ pub async fn vacuum(t: &TableArgs, args: &VacuumArgs) -> Result<VacuumSummary> {
             println!("{f}");
         }
     }
-    let after = table.version().unwrap_or(-1);
+    let after = table.version().map_or(-1, |v| v as i64);
     Ok(VacuumSummary {
         command: "vacuum",
         dry_run: args.dry_run,

@@ -34,6 +34,12 @@ pub enum LakeError {
 
     #[error("table {table}: schema mismatch: {detail}")]
     Schema { table: String, detail: String },
+
+    #[error("table {table}: gave up after {attempts} commit attempts lost to other writers")]
+    Contention { table: String, attempts: u32 },
+
+    #[error("table {table}: {detail}")]
+    Invariant { table: String, detail: String },
 }
 
 impl LakeError {

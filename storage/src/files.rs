@@ -12,8 +12,10 @@ use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::compute::{max, min};
 use deltalake::arrow::datatypes::{DataType, Int64Type};
 use deltalake::kernel::Add;
-use deltalake::kernel::scalars::ScalarExt;
-use deltalake::kernel::Scalar;
+use deltalake::logstore::object_store::ObjectStoreExt;
+// `ParquetObjectReader` is deprecated upstream in favour of a hand-written `AsyncFileReader`;
+// it is still the simplest correct ranged reader over object_store, so we keep it for now.
+#[allow(deprecated)]
 use deltalake::parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use deltalake::parquet::arrow::{ArrowWriter, ProjectionMask};
 use deltalake::parquet::basic::Compression;
@@ -32,7 +34,7 @@ pub type PartitionValues = Vec<(String, Option<String>)>;
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_size(1 << 20)
+        .set_max_row_group_row_count(Some(1 << 20))
         .build()
 }
 
@@ -46,6 +48,14 @@ pub fn encode_parquet(batch: &RecordBatch, table: &str) -> Result<Bytes, LakeErr
     Ok(Bytes::from(buf))
 }
 
+/// Characters escaped in partition folder names: the Delta protocol's set (the same as
+/// Spark's and delta-rs'), plus everything outside ASCII.
+const PARTITION_VALUE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ').add(b'!').add(b'"').add(b'#').add(b'$').add(b'%').add(b'&').add(b'\'')
+    .add(b'(').add(b')').add(b'*').add(b'+').add(b',').add(b'/').add(b':').add(b';')
+    .add(b'<').add(b'=').add(b'>').add(b'?').add(b'@').add(b'[').add(b'\\').add(b']')
+    .add(b'^').add(b'`').add(b'{').add(b'|').add(b'}');
+
 /// Relative path of a new data file: Hive-style folders (`event_type=payment/created_date=
 /// 2024-03-17/`), values percent-encoded the way the Delta protocol and Spark do, and a
 /// unique file name so concurrent writers never collide.
@@ -53,7 +63,7 @@ pub fn data_file_path(partition: &PartitionValues, file_id: &str) -> String {
     let mut path = String::new();
     for (col, value) in partition {
         let enc = match value {
-            Some(v) => Scalar::String(v.clone()).serialize_encoded(),
+            Some(v) => percent_encoding::utf8_percent_encode(v, PARTITION_VALUE).to_string(),
             None => "__HIVE_DEFAULT_PARTITION__".to_string(),
         };
         path.push_str(col);
@@ -127,6 +137,7 @@ fn stats_json(batch: &RecordBatch) -> Value {
 
 /// Stream the values of one string column of a data file to `each`, reading only that
 /// column's pages (a few percent of the file). Used to load dedupe keys.
+#[allow(deprecated)]
 pub async fn for_each_string(
     store: Arc<dyn ObjectStore>,
     table: &str,

@@ -62,7 +62,7 @@ impl TableSink {
     }
 
     pub fn version(&self) -> Option<i64> {
-        self.table.version()
+        self.table.version().map(|v| v as i64)
     }
 
     pub fn table(&self) -> &DeltaTable {
@@ -97,11 +97,11 @@ impl TableSink {
         max_back: i64,
     ) -> Result<Option<Value>, LakeError> {
         self.sync().await?;
-        let Some(latest) = self.table.version() else { return Ok(None) };
+        let Some(latest) = self.version() else { return Ok(None) };
         let log_store = self.table.log_store();
         let mut v = latest;
         while v >= 0 && latest - v < max_back {
-            let Some(bytes) = log_store.read_commit_entry(v).await.map_err(|e| LakeError::delta(&self.uri, "read log entry", e))?
+            let Some(bytes) = log_store.read_commit_entry(v as u64).await.map_err(|e| LakeError::delta(&self.uri, "read log entry", e))?
             else {
                 break;
             };
@@ -201,14 +201,14 @@ impl TableSink {
             }
             staged = next;
             let Some(base) = self.index.version() else {
-                break Err(LakeError::Schema { table: self.uri.clone(), detail: "table has no version".into() });
+                break Err(LakeError::Invariant { table: self.uri.clone(), detail: "table has no version".into() });
             };
             let adds: Vec<Action> = staged.values().map(|f| Action::Add(f.add.clone())).collect();
             match self.commit(adds, metadata.clone(), txns.clone()).await {
                 Ok(version) => {
                     if version != base + 1 {
                         // Cannot happen with max_retries = 0; refuse to guess.
-                        break Err(LakeError::Schema {
+                        break Err(LakeError::Invariant {
                             table: self.uri.clone(),
                             detail: format!("committed version {version}, expected {}", base + 1),
                         });
@@ -218,6 +218,10 @@ impl TableSink {
                     let keys = scopes.iter().flat_map(|(scope, f)| f.rows.iter().map(move |&i| (scope, rows.key(i))));
                     self.index.committed(version, keys);
                     self.index.committed_txns(&txns);
+                    self.table
+                        .update_incremental(Some(version as u64))
+                        .await
+                        .map_err(|e| LakeError::delta(&self.uri, "load committed version", e))?;
                     outcome.written = kept as u64;
                     outcome.files = staged.len() as u64;
                     outcome.version = Some(version);
@@ -227,10 +231,7 @@ impl TableSink {
                     outcome.conflicts += 1;
                     if outcome.conflicts >= MAX_ATTEMPTS {
                         self.discard(&*store, staged.into_values()).await;
-                        break Err(LakeError::Schema {
-                            table: self.uri.clone(),
-                            detail: format!("gave up after {MAX_ATTEMPTS} commit conflicts"),
-                        });
+                        break Err(LakeError::Contention { table: self.uri.clone(), attempts: MAX_ATTEMPTS });
                     }
                     let backoff = rand::rng().random_range(5..50u64) * u64::from(outcome.conflicts.min(10));
                     tracing::debug!(table = %self.uri, base, conflicts = outcome.conflicts, "commit conflict, retrying");
@@ -313,7 +314,7 @@ impl TableSink {
             .build(Some(snapshot), self.table.log_store(), op)
             .await;
         match result {
-            Ok(done) => Ok(done.version()),
+            Ok(done) => Ok(done.version() as i64),
             Err(e) if is_conflict(&e) => Err(CommitError::Conflict),
             Err(e) => Err(CommitError::Failed(e)),
         }

@@ -195,22 +195,28 @@ impl KeyIndex {
         let latest = table
             .get_latest_version()
             .await
-            .map_err(|e| LakeError::delta(&self.table_name, "get latest version", e))?;
+            .map_err(|e| LakeError::delta(&self.table_name, "get latest version", e))? as i64;
         let Some(from) = self.version else {
-            if table.version() != Some(latest) {
-                table.load_version(latest).await.map_err(|e| LakeError::delta(&self.table_name, "load", e))?;
+            if table.version().map(|v| v as i64) != Some(latest) {
+                table.load_version(latest as u64).await.map_err(|e| LakeError::delta(&self.table_name, "load", e))?;
             }
             self.version = Some(latest);
             return Ok(());
         };
         if latest <= from {
+            if table.version().map(|v| v as i64) != Some(latest) {
+                table
+                    .update_incremental(Some(latest as u64))
+                    .await
+                    .map_err(|e| LakeError::delta(&self.table_name, "update", e))?;
+            }
             return Ok(());
         }
         let log_store = table.log_store();
         let mut new_files: FilesByScope = HashMap::new();
         for v in (from + 1)..=latest {
             let bytes = log_store
-                .read_commit_entry(v)
+                .read_commit_entry(v as u64)
                 .await
                 .map_err(|e| LakeError::delta(&self.table_name, "read log entry", e))?
                 .ok_or_else(|| {
@@ -255,7 +261,7 @@ impl KeyIndex {
             }
         }
         table
-            .update_incremental(Some(latest))
+            .update_incremental(Some(latest as u64))
             .await
             .map_err(|e| LakeError::delta(&self.table_name, "update", e))?;
         let store = table.log_store().object_store(None);

@@ -162,9 +162,11 @@ impl Generator {
         payload.insert("currency".into(), json!(["EUR", "USD", "GBP", "JPY"][self.rng.random_range(0..4)]));
         let w1 = self.word();
         let w2 = self.word();
+        let os = ["ios", "android", "linux"][self.rng.random_range(0..3)];
+        let version = self.rng.random_range(1..20);
         payload.insert(
             "context".into(),
-            json!({"device": {"os": ["ios", "android", "linux"][self.rng.random_range(0..3)], "version": self.rng.random_range(1..20)},
+            json!({"device": {"os": os, "version": version},
                    "geo": {"city": w1, "lat": 47.37, "lon": 8.54}, "labels": [w2, "x", 1, null, true]}),
         );
         if self.rng.random_bool(self.cfg.large_ratio) {

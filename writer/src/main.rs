@@ -24,6 +24,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up
 enum Command {
     /// Ingest an NDJSON file (or stdin) into the events table; prints a JSON summary last.
     Ingest(IngestArgs),
@@ -31,7 +32,7 @@ enum Command {
     Generate(GenerateArgs),
     /// Run the service: read a Kinesis stream, commit to the tables, until SIGTERM/SIGINT
     /// (or `--exit-when-idle`); prints a JSON summary last.
-    Run(Box<RunArgs>),
+    Run(RunArgs),
     /// Manage the DynamoDB commit-lock table.
     #[command(subcommand)]
     LockTable(LockTableCommand),

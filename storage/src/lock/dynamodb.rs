@@ -39,6 +39,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use deltalake::kernel::transaction::TransactionError;
 use deltalake::logstore::{CommitOrBytes, LogStore, LogStoreConfig, commit_uri_from_version};
+use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::{DeltaResult, DeltaTableError, ObjectStore, ObjectStoreError, Path};
 use tokio::sync::OnceCell;
 use url::Url;
@@ -66,14 +67,14 @@ pub fn table_path_key(location: &Url, scheme: Option<&str>) -> String {
     }
 }
 
-fn file_name(version: i64) -> String {
+fn file_name(version: u64) -> String {
     format!("{version:020}.json")
 }
 
 /// One lock-table entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub version: i64,
+    pub version: u64,
     pub temp_path: String,
     pub complete: bool,
 }
@@ -95,7 +96,7 @@ impl DynamoDbLogStore {
         self.client.get_or_init(crate::aws::dynamodb).await
     }
 
-    fn fail(&self, version: i64, step: &str, e: impl std::fmt::Display) -> TransactionError {
+    fn fail(&self, version: u64, step: &str, e: impl std::fmt::Display) -> TransactionError {
         let msg = format!(
             "table {} (lock table {}), version {version}: {step}: {e}",
             self.table_path, self.lock_table
@@ -103,7 +104,7 @@ impl DynamoDbLogStore {
         TransactionError::LogStoreError { msg: msg.clone(), source: msg.into() }
     }
 
-    fn key(&self, version: i64) -> HashMap<String, AttributeValue> {
+    fn key(&self, version: u64) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (ATTR_TABLE_PATH.to_string(), AttributeValue::S(self.table_path.clone())),
             (ATTR_FILE_NAME.to_string(), AttributeValue::S(file_name(version))),
@@ -130,7 +131,7 @@ impl DynamoDbLogStore {
     }
 
     /// The entry for `version`, read consistently.
-    pub async fn entry(&self, version: i64) -> Result<Option<Entry>, TransactionError> {
+    pub async fn entry(&self, version: u64) -> Result<Option<Entry>, TransactionError> {
         let out = self
             .client()
             .await
@@ -159,11 +160,11 @@ impl DynamoDbLogStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.fail(-1, "query latest lock entry", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+            .map_err(|e| self.fail(0, "query latest lock entry", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
         Ok(out.items().first().and_then(Self::parse))
     }
 
-    async fn exists(&self, path: &Path, version: i64) -> Result<bool, TransactionError> {
+    async fn exists(&self, path: &Path, version: u64) -> Result<bool, TransactionError> {
         match self.store.head(path).await {
             Ok(_) => Ok(true),
             Err(ObjectStoreError::NotFound { .. }) => Ok(false),
@@ -237,13 +238,13 @@ impl LogStore for DynamoDbLogStore {
         self.repair_latest().await.map_err(DeltaTableError::from)
     }
 
-    async fn read_commit_entry(&self, version: i64) -> DeltaResult<Option<Bytes>> {
+    async fn read_commit_entry(&self, version: u64) -> DeltaResult<Option<Bytes>> {
         self.inner.read_commit_entry(version).await
     }
 
     async fn write_commit_entry(
         &self,
-        version: i64,
+        version: u64,
         commit_or_bytes: CommitOrBytes,
         _operation_id: Uuid,
     ) -> Result<(), TransactionError> {
@@ -311,7 +312,7 @@ impl LogStore for DynamoDbLogStore {
 
     async fn abort_commit_entry(
         &self,
-        _version: i64,
+        _version: u64,
         _commit_or_bytes: CommitOrBytes,
         _operation_id: Uuid,
     ) -> Result<(), TransactionError> {
@@ -319,7 +320,7 @@ impl LogStore for DynamoDbLogStore {
         Ok(())
     }
 
-    async fn get_latest_version(&self, start_version: i64) -> DeltaResult<i64> {
+    async fn get_latest_version(&self, start_version: u64) -> DeltaResult<u64> {
         self.repair_latest().await?;
         self.inner.get_latest_version(start_version).await
     }

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use crate::source::{Position, RawRecord};
 
 /// Where to start a shard that has no checkpoint yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StartPosition {
     TrimHorizon,
     Latest,
@@ -109,7 +109,7 @@ pub enum ShardEvent {
 }
 
 /// Where a reader starts: after a sequence number, or an initial position.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ReadFrom {
     After(String),
     Initial(StartPosition),
