@@ -156,22 +156,39 @@ pub async fn for_each_string(
     let mut stream = builder.with_projection(mask).with_batch_size(64 * 1024).build().map_err(perr)?;
     while let Some(batch) = stream.try_next().await.map_err(perr)? {
         let col = batch.column(0);
-        let strings = match col.data_type() {
-            DataType::Utf8 => col.as_string::<i32>(),
+        // Files written by other engines (or by delta-rs' optimize) may carry the column as
+        // a large or view string; all are the same Parquet UTF8 bytes.
+        match col.data_type() {
+            DataType::Utf8 => visit(col.as_string::<i32>(), &mut each),
+            DataType::LargeUtf8 => visit(col.as_string::<i64>(), &mut each),
+            DataType::Utf8View => {
+                let a = col.as_string_view();
+                for i in 0..a.len() {
+                    if a.is_valid(i) {
+                        each(a.value(i));
+                    }
+                }
+            }
             other => {
                 return Err(LakeError::Schema {
                     table: table.to_string(),
-                    detail: format!("key column `{column}` in {path} is {other}, expected string"),
+                    detail: format!("key column `{column}` in {path} is {other}, expected a string"),
                 });
-            }
-        };
-        for i in 0..strings.len() {
-            if strings.is_valid(i) {
-                each(strings.value(i));
             }
         }
     }
     Ok(())
+}
+
+fn visit<O: deltalake::arrow::array::OffsetSizeTrait>(
+    a: &deltalake::arrow::array::GenericStringArray<O>,
+    each: &mut impl FnMut(&str),
+) {
+    for i in 0..a.len() {
+        if a.is_valid(i) {
+            each(a.value(i));
+        }
+    }
 }
 
 #[cfg(test)]
