@@ -5,6 +5,7 @@ import os
 import random
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 
@@ -66,8 +67,12 @@ class Env:
                 "--metrics-port", "0", "--max-future", "36500d", *extra]
 
     def start(self, *extra):
-        return subprocess.Popen(self.cmd(*extra), env={**os.environ, **self.moto["env"], "RUST_LOG": "info"},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # stderr goes to a file: an unread pipe fills up and blocks the writer's logging.
+        log = tempfile.NamedTemporaryFile(prefix="writer-", suffix=".log", delete=False)
+        p = subprocess.Popen(self.cmd(*extra), env={**os.environ, **self.moto["env"], "RUST_LOG": "info,buoyant_kernel=warn,deltalake_core=warn"},
+                             stdout=subprocess.PIPE, stderr=log)
+        p.log_path = log.name
+        return p
 
     def run_until_idle(self, idle="6s", timeout=300):
         summary, p = run(self.cmd("--exit-when-idle", idle), env=self.moto["env"], timeout=timeout)
@@ -146,8 +151,8 @@ def test_three_instances_share_and_take_over(writer_bin, moto, tmp_path):
     for p in procs[1:]:
         p.send_signal(signal.SIGTERM)
     for p in procs[1:]:
-        out, err = p.communicate(timeout=60)
-        assert p.returncode == 0, err.decode()[-3000:]
+        p.communicate(timeout=60)
+        assert p.returncode == 0, open(p.log_path).read()[-3000:]
     env.run_until_idle(idle="4s")
     lines = lines_for(writer_bin, tmp_path, 1200, 11, **GEN) + lines_for(writer_bin, tmp_path, 800, 12, **GEN)
     env.check_exact(lines)
@@ -201,8 +206,8 @@ def test_sigterm_exits_cleanly_within_deadline(writer_bin, moto, tmp_path):
     time.sleep(4)
     t0 = time.time()
     p.send_signal(signal.SIGTERM)
-    out, err = p.communicate(timeout=40)
-    assert p.returncode == 0, err.decode()[-3000:]
+    out, _ = p.communicate(timeout=40)
+    assert p.returncode == 0, open(p.log_path).read()[-3000:]
     assert time.time() - t0 < 20
     summary = json.loads(out.decode().strip().splitlines()[-1])
     assert summary["exit_reason"] == "signal"
