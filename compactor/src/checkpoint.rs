@@ -17,8 +17,12 @@ pub struct CheckpointSummary {
 
 pub async fn checkpoint(t: &TableArgs) -> Result<CheckpointSummary> {
     let table = storage::open_table(&t.table, &t.storage()).await?;
-    create_checkpoint(&table, None).await.context("writing checkpoint")?;
-    let expired = cleanup_metadata(&table, None).await.context("expiring old log entries")?;
+    create_checkpoint(&table, None)
+        .await
+        .context("writing checkpoint")?;
+    let expired = cleanup_metadata(&table, None)
+        .await
+        .context("expiring old log entries")?;
     Ok(CheckpointSummary {
         command: "checkpoint",
         checkpoint_version: table.version().map_or(-1, |v| v as i64),

@@ -14,13 +14,18 @@ pub async fn history(t: &TableArgs, limit: usize) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     let mut v = latest;
     while v >= 0 && out.len() < limit {
-        let Some(bytes) = log_store.read_commit_entry(v as u64).await.with_context(|| format!("reading version {v}"))? else {
+        let Some(bytes) = log_store
+            .read_commit_entry(v as u64)
+            .await
+            .with_context(|| format!("reading version {v}"))?
+        else {
             break; // expired by log retention: older versions are only in checkpoints
         };
         let mut info = Value::Null;
         let (mut adds, mut removes) = (0u64, 0u64);
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let a: Value = serde_json::from_slice(line).with_context(|| format!("parsing version {v}"))?;
+            let a: Value =
+                serde_json::from_slice(line).with_context(|| format!("parsing version {v}"))?;
             if let Some(ci) = a.get("commitInfo") {
                 info = ci.clone();
             } else if a.get("add").is_some() {
@@ -29,7 +34,11 @@ pub async fn history(t: &TableArgs, limit: usize) -> Result<Vec<Value>> {
                 removes += 1;
             }
         }
-        let operation = info.get("operation").and_then(Value::as_str).unwrap_or("").to_string();
+        let operation = info
+            .get("operation")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         out.push(json!({
             "version": v,
             "timestamp": info.get("timestamp"),

@@ -13,11 +13,15 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use storage::{CommitLock, StorageConfig};
 use serde_json::{Value, json};
+use storage::{CommitLock, StorageConfig};
 
 #[derive(Parser)]
-#[command(name = "compactor", version, about = "Optimizes, checkpoints and vacuums the events Delta table.")]
+#[command(
+    name = "compactor",
+    version,
+    about = "Optimizes, checkpoints and vacuums the events Delta table."
+)]
 struct Cli {
     /// Log format: `text` or `json`.
     #[arg(long, global = true, env = "LOG_FORMAT", default_value = "text")]
@@ -145,7 +149,9 @@ struct HistoryCmd {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let v: f64 = num.parse().map_err(|_| format!("invalid duration `{s}`"))?;
     let mult = match unit {
@@ -154,7 +160,11 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "h" => 3600.0,
         "d" => 86_400.0,
         "w" => 604_800.0,
-        other => return Err(format!("invalid duration unit `{other}` (use s, m, h, d, w)")),
+        other => {
+            return Err(format!(
+                "invalid duration unit `{other}` (use s, m, h, d, w)"
+            ));
+        }
     };
     if !(v * mult).is_finite() || v < 0.0 {
         return Err(format!("invalid duration `{s}`"));
@@ -175,9 +185,15 @@ fn parse_size(s: &str) -> Result<u64, String> {
         "MiB" => 1 << 20,
         "GB" => 1_000_000_000,
         "GiB" => 1 << 30,
-        other => return Err(format!("invalid size unit `{other}` (use B, KiB, MiB, GiB, KB, MB, GB)")),
+        other => {
+            return Err(format!(
+                "invalid size unit `{other}` (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
     };
-    v.checked_mul(mult).filter(|&b| b > 0).ok_or_else(|| format!("invalid size `{s}`"))
+    v.checked_mul(mult)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("invalid size `{s}`"))
 }
 
 fn parse_partition(s: &str) -> Result<(String, String), String> {
@@ -187,11 +203,20 @@ fn parse_partition(s: &str) -> Result<(String, String), String> {
 }
 
 fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,deltalake=warn,deltalake_core=warn,buoyant_kernel=warn,delta_kernel=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=warn,delta_kernel=warn",
+        )
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
-        builder.json().flatten_event(true).with_current_span(false).init();
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
     } else {
         builder.with_ansi(std::io::stderr().is_terminal()).init();
     }
@@ -200,7 +225,10 @@ fn init_logging(format: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -238,19 +266,27 @@ async fn run(command: Command) -> Result<Value> {
     let started = Instant::now();
     let mut summary = match command {
         Command::Optimize(c) => {
-            let out = optimize::optimize(&c.table, &c.optimize).await.with_context(|| format!("optimizing {}", c.table.table))?;
+            let out = optimize::optimize(&c.table, &c.optimize)
+                .await
+                .with_context(|| format!("optimizing {}", c.table.table))?;
             serde_json::to_value(out)?
         }
         Command::Vacuum(c) => {
-            let out = vacuum::vacuum(&c.table, &c.vacuum).await.with_context(|| format!("vacuuming {}", c.table.table))?;
+            let out = vacuum::vacuum(&c.table, &c.vacuum)
+                .await
+                .with_context(|| format!("vacuuming {}", c.table.table))?;
             serde_json::to_value(out)?
         }
         Command::Checkpoint(t) => {
-            let out = checkpoint::checkpoint(&t).await.with_context(|| format!("checkpointing {}", t.table))?;
+            let out = checkpoint::checkpoint(&t)
+                .await
+                .with_context(|| format!("checkpointing {}", t.table))?;
             serde_json::to_value(out)?
         }
         Command::History(h) => {
-            let entries = history::history(&h.table, h.limit).await.with_context(|| format!("reading history of {}", h.table.table))?;
+            let entries = history::history(&h.table, h.limit)
+                .await
+                .with_context(|| format!("reading history of {}", h.table.table))?;
             let mut out = std::io::stdout().lock();
             for e in &entries {
                 writeln!(out, "{e}")?;
@@ -258,9 +294,15 @@ async fn run(command: Command) -> Result<Value> {
             json!({"command": "history", "versions": entries.len()})
         }
         Command::Run(c) => {
-            let o = optimize::optimize(&c.table, &c.optimize).await.with_context(|| format!("optimizing {}", c.table.table))?;
-            let k = checkpoint::checkpoint(&c.table).await.with_context(|| format!("checkpointing {}", c.table.table))?;
-            let v = vacuum::vacuum(&c.table, &c.vacuum).await.with_context(|| format!("vacuuming {}", c.table.table))?;
+            let o = optimize::optimize(&c.table, &c.optimize)
+                .await
+                .with_context(|| format!("optimizing {}", c.table.table))?;
+            let k = checkpoint::checkpoint(&c.table)
+                .await
+                .with_context(|| format!("checkpointing {}", c.table.table))?;
+            let v = vacuum::vacuum(&c.table, &c.vacuum)
+                .await
+                .with_context(|| format!("vacuuming {}", c.table.table))?;
             json!({
                 "command": "run",
                 "files_before": o.files_before, "bytes_before": o.bytes_before,
@@ -272,7 +314,10 @@ async fn run(command: Command) -> Result<Value> {
         }
     };
     if let Value::Object(m) = &mut summary {
-        m.insert("duration_ms".into(), json!(started.elapsed().as_millis() as u64));
+        m.insert(
+            "duration_ms".into(),
+            json!(started.elapsed().as_millis() as u64),
+        );
     }
     Ok(summary)
 }
@@ -295,10 +340,19 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("0").is_err());
         assert!(parse_size("12 parsecs").is_err());
-        assert_eq!(parse_duration("168h"), Ok(std::time::Duration::from_secs(168 * 3600)));
-        assert_eq!(parse_duration("2d"), Ok(std::time::Duration::from_secs(2 * 86_400)));
+        assert_eq!(
+            parse_duration("168h"),
+            Ok(std::time::Duration::from_secs(168 * 3600))
+        );
+        assert_eq!(
+            parse_duration("2d"),
+            Ok(std::time::Duration::from_secs(2 * 86_400))
+        );
         assert!(parse_duration("2y").is_err());
-        assert_eq!(parse_partition("event_type=payment"), Ok(("event_type".into(), "payment".into())));
+        assert_eq!(
+            parse_partition("event_type=payment"),
+            Ok(("event_type".into(), "payment".into()))
+        );
         assert!(parse_partition("nope").is_err());
     }
 }

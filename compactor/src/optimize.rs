@@ -60,11 +60,19 @@ pub async fn optimize(t: &TableArgs, args: &OptimizeArgs) -> Result<OptimizeSumm
         .filter(|(key, s)| {
             s.small >= args.min_small_files
                 && since_ms.is_none_or(|cut| s.newest_ms >= cut)
-                && args.partitions.iter().all(|(c, v)| key.iter().any(|(kc, kv)| kc == c && kv.as_deref() == Some(v)))
+                && args.partitions.iter().all(|(c, v)| {
+                    key.iter()
+                        .any(|(kc, kv)| kc == c && kv.as_deref() == Some(v))
+                })
         })
         .map(|(k, _)| k)
         .collect();
-    let mut summary = OptimizeSummary { command: "optimize", files_before, bytes_before, ..Default::default() };
+    let mut summary = OptimizeSummary {
+        command: "optimize",
+        files_before,
+        bytes_before,
+        ..Default::default()
+    };
     let bar = progress(selected.len() as u64, "optimizing partitions");
     let target = NonZeroU64::new(args.target_size).context("target size must be positive")?;
     for key in &selected {
@@ -74,9 +82,16 @@ pub async fn optimize(t: &TableArgs, args: &OptimizeArgs) -> Result<OptimizeSumm
             attempt += 1;
             let filters: Vec<_> = key
                 .iter()
-                .filter_map(|(c, v)| v.as_deref().map(|v| (c.as_str(), FilterOp::Eq, FilterValue::Scalar(v))))
+                .filter_map(|(c, v)| {
+                    v.as_deref()
+                        .map(|v| (c.as_str(), FilterOp::Eq, FilterValue::Scalar(v)))
+                })
                 .collect();
-            let kind = if args.zorder.is_empty() { OptimizeType::Compact } else { OptimizeType::ZOrder(args.zorder.clone()) };
+            let kind = if args.zorder.is_empty() {
+                OptimizeType::Compact
+            } else {
+                OptimizeType::ZOrder(args.zorder.clone())
+            };
             let props = CommitProperties::default().with_metadata([(
                 "compactor".to_string(),
                 json!({"version": env!("CARGO_PKG_VERSION"), "partition": describe(key)}),
@@ -103,15 +118,24 @@ pub async fn optimize(t: &TableArgs, args: &OptimizeArgs) -> Result<OptimizeSumm
                 Err(e) if attempt < ATTEMPTS && is_conflict(&e) => {
                     tracing::warn!(partition = %describe(key), attempt, error = %e, "optimize conflicted; reloading and retrying");
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                    table.update_state().await.context("reloading table after a conflict")?;
+                    table
+                        .update_state()
+                        .await
+                        .context("reloading table after a conflict")?;
                 }
                 Err(e) if is_conflict(&e) => {
                     tracing::warn!(partition = %describe(key), error = %e, "optimize kept conflicting; partition skipped this run");
                     summary.partitions_skipped_on_conflict += 1;
-                    table.update_state().await.context("reloading table after a conflict")?;
+                    table
+                        .update_state()
+                        .await
+                        .context("reloading table after a conflict")?;
                     break;
                 }
-                Err(e) => return Err(e).with_context(|| format!("optimizing partition {}", describe(key))),
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("optimizing partition {}", describe(key)));
+                }
             }
         }
         bar.inc(1);
@@ -128,7 +152,8 @@ pub async fn optimize(t: &TableArgs, args: &OptimizeArgs) -> Result<OptimizeSumm
 fn is_conflict(e: &deltalake::DeltaTableError) -> bool {
     matches!(
         e,
-        deltalake::DeltaTableError::VersionAlreadyExists(_) | deltalake::DeltaTableError::Transaction { .. }
+        deltalake::DeltaTableError::VersionAlreadyExists(_)
+            | deltalake::DeltaTableError::Transaction { .. }
     )
 }
 
@@ -158,7 +183,10 @@ fn plan_input(
 }
 
 fn describe(key: &PartitionKey) -> String {
-    key.iter().map(|(c, v)| format!("{c}={}", v.as_deref().unwrap_or("null"))).collect::<Vec<_>>().join("/")
+    key.iter()
+        .map(|(c, v)| format!("{c}={}", v.as_deref().unwrap_or("null")))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// A progress bar on a terminal; nothing when stderr is a pipe or a file (CI, ECS).

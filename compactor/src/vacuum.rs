@@ -33,16 +33,22 @@ pub async fn vacuum(t: &TableArgs, args: &VacuumArgs) -> Result<VacuumSummary> {
         .vacuum()
         .with_dry_run(args.dry_run)
         .with_enforce_retention_duration(!args.force)
-        .with_mode(if args.full { VacuumMode::Full } else { VacuumMode::Lite })
-        .with_commit_properties(
-            CommitProperties::default()
-                .with_metadata([("compactor".to_string(), json!({"version": env!("CARGO_PKG_VERSION")}))]),
-        );
+        .with_mode(if args.full {
+            VacuumMode::Full
+        } else {
+            VacuumMode::Lite
+        })
+        .with_commit_properties(CommitProperties::default().with_metadata([(
+            "compactor".to_string(),
+            json!({"version": env!("CARGO_PKG_VERSION")}),
+        )]));
     if let Some(r) = args.retention {
         let r = chrono::Duration::from_std(r).context("retention out of range")?;
         builder = builder.with_retention_period(r);
     }
-    let (table, metrics) = builder.await.context("vacuum (retention shorter than the table's time-travel window needs --force)")?;
+    let (table, metrics) = builder
+        .await
+        .context("vacuum (retention shorter than the table's time-travel window needs --force)")?;
     if args.dry_run {
         for f in &metrics.files_deleted {
             println!("{f}");

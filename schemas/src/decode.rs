@@ -32,7 +32,10 @@ pub fn decode_event(bytes: &[u8]) -> Result<RawEvent<'_>, Rejection> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         Rejection::new(
             RejectReason::NotUtf8,
-            format!("record is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()),
+            format!(
+                "record is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
         )
     })?;
     let trimmed = text.trim_start();
@@ -41,7 +44,9 @@ pub fn decode_event(bytes: &[u8]) -> Result<RawEvent<'_>, Rejection> {
     }
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed = de
-        .deserialize_map(EventVisitor { len_hint: text.len() })
+        .deserialize_map(EventVisitor {
+            len_hint: text.len(),
+        })
         .and_then(|ev| de.end().map(|_| ev));
     match parsed {
         Ok(Ok(ev)) => Ok(ev),
@@ -60,7 +65,10 @@ fn classify_non_object(text: &str) -> Rejection {
     match serde_json::from_str::<IgnoredAny>(text) {
         Ok(_) => Rejection::new(
             RejectReason::NotObject,
-            format!("record is JSON but not an object (starts with `{}`)", first_char(text)),
+            format!(
+                "record is JSON but not an object (starts with `{}`)",
+                first_char(text)
+            ),
         ),
         Err(e) => Rejection::new(
             RejectReason::NotJson,
@@ -70,13 +78,22 @@ fn classify_non_object(text: &str) -> Rejection {
 }
 
 fn first_char(text: &str) -> String {
-    text.trim_start().chars().next().map(String::from).unwrap_or_default()
+    text.trim_start()
+        .chars()
+        .next()
+        .map(String::from)
+        .unwrap_or_default()
 }
 
 /// serde_json's messages name positions and classes, never input content, so they are safe
 /// to store and log; this keeps only that part.
 fn redact_serde_error(e: &serde_json::Error) -> String {
-    format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())
+    format!(
+        "{:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
 }
 
 struct EventVisitor {
@@ -130,7 +147,12 @@ impl<'de> Visitor<'de> for EventVisitor {
         if let Some(field) = duplicate {
             return Ok(Err(field));
         }
-        Ok(Ok(RawEvent { event_uuid: uuid, event_name: name, created_at: created, payload }))
+        Ok(Ok(RawEvent {
+            event_uuid: uuid,
+            event_name: name,
+            created_at: created,
+            payload,
+        }))
     }
 }
 
@@ -167,7 +189,10 @@ mod tests {
     use super::*;
 
     fn reason(bytes: &[u8]) -> RejectReason {
-        decode_event(bytes).err().map(|r| r.reason).unwrap_or(RejectReason::NotJson)
+        decode_event(bytes)
+            .err()
+            .map(|r| r.reason)
+            .unwrap_or(RejectReason::NotJson)
     }
 
     #[test]

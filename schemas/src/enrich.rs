@@ -52,11 +52,19 @@ pub fn enrich<'a>(
     now_secs: i64,
 ) -> Result<Enriched<'a>, Rejection> {
     let event_uuid = match raw.event_uuid {
-        None => return Err(Rejection::new(RejectReason::MissingEventUuid, "event_uuid is missing")),
+        None => {
+            return Err(Rejection::new(
+                RejectReason::MissingEventUuid,
+                "event_uuid is missing",
+            ));
+        }
         Some(v) => match raw_as_str(v) {
             Some(s) if !s.is_empty() => s,
             Some(_) => {
-                return Err(Rejection::new(RejectReason::InvalidEventUuid, "event_uuid is an empty string"));
+                return Err(Rejection::new(
+                    RejectReason::InvalidEventUuid,
+                    "event_uuid is an empty string",
+                ));
             }
             None => {
                 return Err(Rejection::new(
@@ -67,7 +75,12 @@ pub fn enrich<'a>(
         },
     };
     let event_name = match raw.event_name {
-        None => return Err(Rejection::new(RejectReason::MissingEventName, "event_name is missing")),
+        None => {
+            return Err(Rejection::new(
+                RejectReason::MissingEventName,
+                "event_name is missing",
+            ));
+        }
         Some(v) => match raw_as_str(v) {
             Some(s) => s,
             None => {
@@ -85,14 +98,22 @@ pub fn enrich<'a>(
         ));
     }
     let created = match raw.created_at {
-        None => return Err(Rejection::new(RejectReason::MissingCreatedAt, "created_at is missing")),
+        None => {
+            return Err(Rejection::new(
+                RejectReason::MissingCreatedAt,
+                "created_at is missing",
+            ));
+        }
         Some(v) => parse_created_at(v)?,
     };
     rules.check_window(created.secs, now_secs)?;
     let created_datetime = format_datetime(created.secs, created.fraction.as_ref());
     let created_micros = created.secs * 1_000_000 + i64::from(created.nanos / 1000);
     let created_days = i32::try_from(created.secs.div_euclid(SECS_PER_DAY)).map_err(|_| {
-        Rejection::new(RejectReason::CreatedAtOutOfRange, "created_at is beyond the date range")
+        Rejection::new(
+            RejectReason::CreatedAtOutOfRange,
+            "created_at is beyond the date range",
+        )
     })?;
     Ok(Enriched {
         event_uuid,
@@ -119,7 +140,10 @@ fn parse_created_at(raw: &RawValue) -> Result<CreatedAt<'_>, Rejection> {
     let invalid = || {
         Rejection::new(
             RejectReason::InvalidCreatedAt,
-            format!("created_at must be a number of Unix seconds, got {}", json_kind(raw)),
+            format!(
+                "created_at must be a number of Unix seconds, got {}",
+                json_kind(raw)
+            ),
         )
     };
     let first = text.as_bytes().first().copied().unwrap_or(b' ');
@@ -145,7 +169,11 @@ fn parse_created_at(raw: &RawValue) -> Result<CreatedAt<'_>, Rejection> {
                 fraction: Cow::Owned(format!("{:09}", 1_000_000_000 - nanos)),
             });
         }
-        return Ok(CreatedAt { secs, nanos, fraction: Cow::Borrowed(frac) });
+        return Ok(CreatedAt {
+            secs,
+            nanos,
+            fraction: Cow::Borrowed(frac),
+        });
     }
     // Exponent notation: rare; go through f64 (exact for any second within the window).
     let value: f64 = text.parse().map_err(|_| invalid())?;
@@ -154,14 +182,25 @@ fn parse_created_at(raw: &RawValue) -> Result<CreatedAt<'_>, Rejection> {
     }
     let secs = value.floor();
     let nanos = ((value - secs) * 1e9).round().clamp(0.0, 999_999_999.0) as u32;
-    let fraction = if nanos == 0 { Cow::Borrowed("") } else { Cow::Owned(format!("{nanos:09}")) };
-    Ok(CreatedAt { secs: secs as i64, nanos, fraction })
+    let fraction = if nanos == 0 {
+        Cow::Borrowed("")
+    } else {
+        Cow::Owned(format!("{nanos:09}"))
+    };
+    Ok(CreatedAt {
+        secs: secs as i64,
+        nanos,
+        fraction,
+    })
 }
 
 fn out_of_range(text: &str) -> Rejection {
     Rejection::new(
         RejectReason::CreatedAtOutOfRange,
-        format!("created_at is not representable as Unix seconds ({} characters)", text.len()),
+        format!(
+            "created_at is not representable as Unix seconds ({} characters)",
+            text.len()
+        ),
     )
 }
 
@@ -187,11 +226,18 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn run(json: &str) -> Result<Enriched<'_>, Rejection> {
-        enrich(decode_event(json.as_bytes())?, &ValidationRules::default(), NOW)
+        enrich(
+            decode_event(json.as_bytes())?,
+            &ValidationRules::default(),
+            NOW,
+        )
     }
 
     fn reason(json: &str) -> RejectReason {
-        run(json).err().map(|r| r.reason).expect("should be rejected")
+        run(json)
+            .err()
+            .map(|r| r.reason)
+            .expect("should be rejected")
     }
 
     #[test]
@@ -208,41 +254,99 @@ mod tests {
 
     #[test]
     fn subtype_null_when_absent_or_empty() {
-        let e = run(r#"{"event_uuid":"u","event_name":"login","created_at":1710670530}"#).expect("valid");
+        let e = run(r#"{"event_uuid":"u","event_name":"login","created_at":1710670530}"#)
+            .expect("valid");
         assert_eq!((e.event_type(), e.event_subtype()), ("login", None));
-        let e = run(r#"{"event_uuid":"u","event_name":"login::x","created_at":1710670530}"#).expect("valid");
+        let e = run(r#"{"event_uuid":"u","event_name":"login::x","created_at":1710670530}"#)
+            .expect("valid");
         assert_eq!((e.event_type(), e.event_subtype()), ("login", None));
     }
 
     #[test]
     fn fractional_seconds_keep_digits() {
-        let e = run(r#"{"event_uuid":"u","event_name":"a","created_at":1710670530.125}"#).expect("valid");
+        let e = run(r#"{"event_uuid":"u","event_name":"a","created_at":1710670530.125}"#)
+            .expect("valid");
         assert_eq!(e.created_at, 1_710_670_530);
         assert_eq!(e.created_datetime, "2024-03-17T10:15:30.125Z");
         assert_eq!(e.created_micros, 1_710_670_530_125_000);
-        let e = run(r#"{"event_uuid":"u","event_name":"a","created_at":1.7106705301e9}"#).expect("valid");
+        let e = run(r#"{"event_uuid":"u","event_name":"a","created_at":1.7106705301e9}"#)
+            .expect("valid");
         assert_eq!(e.created_at, 1_710_670_530);
     }
 
     #[test]
     fn rejections() {
-        assert_eq!(reason(r#"{"event_name":"a","created_at":1710670530}"#), RejectReason::MissingEventUuid);
-        assert_eq!(reason(r#"{"event_uuid":"","event_name":"a","created_at":1710670530}"#), RejectReason::InvalidEventUuid);
-        assert_eq!(reason(r#"{"event_uuid":5,"event_name":"a","created_at":1710670530}"#), RejectReason::InvalidEventUuid);
-        assert_eq!(reason(r#"{"event_uuid":"u","created_at":1710670530}"#), RejectReason::MissingEventName);
-        assert_eq!(reason(r#"{"event_uuid":"u","event_name":["a"],"created_at":1710670530}"#), RejectReason::InvalidEventName);
-        assert_eq!(reason(r#"{"event_uuid":"u","event_name":":a","created_at":1710670530}"#), RejectReason::InvalidEventName);
-        assert_eq!(reason(r#"{"event_uuid":"u","event_name":"","created_at":1710670530}"#), RejectReason::InvalidEventName);
-        assert_eq!(reason(r#"{"event_uuid":"u","event_name":"a"}"#), RejectReason::MissingCreatedAt);
-        assert_eq!(reason(r#"{"event_uuid":"u","event_name":"a","created_at":"1710670530"}"#), RejectReason::InvalidCreatedAt);
-        assert_eq!(reason(r#"{"event_uuid":"u","event_name":"a","created_at":null}"#), RejectReason::InvalidCreatedAt);
-        assert_eq!(reason(r#"{"event_uuid":"u","event_name":"a","created_at":12}"#), RejectReason::CreatedAtOutOfRange);
-        assert_eq!(reason(r#"{"event_uuid":"u","event_name":"a","created_at":1710670530000}"#), RejectReason::CreatedAtInMilliseconds);
-        assert_eq!(reason(r#"{"event_uuid":"u","event_name":"a","created_at":99999999999999999999999}"#), RejectReason::CreatedAtOutOfRange);
-        assert_eq!(reason(r#"{"event_uuid":"u","event_name":"a","created_at":1e400}"#), RejectReason::CreatedAtOutOfRange);
+        assert_eq!(
+            reason(r#"{"event_name":"a","created_at":1710670530}"#),
+            RejectReason::MissingEventUuid
+        );
+        assert_eq!(
+            reason(r#"{"event_uuid":"","event_name":"a","created_at":1710670530}"#),
+            RejectReason::InvalidEventUuid
+        );
+        assert_eq!(
+            reason(r#"{"event_uuid":5,"event_name":"a","created_at":1710670530}"#),
+            RejectReason::InvalidEventUuid
+        );
+        assert_eq!(
+            reason(r#"{"event_uuid":"u","created_at":1710670530}"#),
+            RejectReason::MissingEventName
+        );
+        assert_eq!(
+            reason(r#"{"event_uuid":"u","event_name":["a"],"created_at":1710670530}"#),
+            RejectReason::InvalidEventName
+        );
+        assert_eq!(
+            reason(r#"{"event_uuid":"u","event_name":":a","created_at":1710670530}"#),
+            RejectReason::InvalidEventName
+        );
+        assert_eq!(
+            reason(r#"{"event_uuid":"u","event_name":"","created_at":1710670530}"#),
+            RejectReason::InvalidEventName
+        );
+        assert_eq!(
+            reason(r#"{"event_uuid":"u","event_name":"a"}"#),
+            RejectReason::MissingCreatedAt
+        );
+        assert_eq!(
+            reason(r#"{"event_uuid":"u","event_name":"a","created_at":"1710670530"}"#),
+            RejectReason::InvalidCreatedAt
+        );
+        assert_eq!(
+            reason(r#"{"event_uuid":"u","event_name":"a","created_at":null}"#),
+            RejectReason::InvalidCreatedAt
+        );
+        assert_eq!(
+            reason(r#"{"event_uuid":"u","event_name":"a","created_at":12}"#),
+            RejectReason::CreatedAtOutOfRange
+        );
+        assert_eq!(
+            reason(r#"{"event_uuid":"u","event_name":"a","created_at":1710670530000}"#),
+            RejectReason::CreatedAtInMilliseconds
+        );
+        assert_eq!(
+            reason(r#"{"event_uuid":"u","event_name":"a","created_at":99999999999999999999999}"#),
+            RejectReason::CreatedAtOutOfRange
+        );
+        assert_eq!(
+            reason(r#"{"event_uuid":"u","event_name":"a","created_at":1e400}"#),
+            RejectReason::CreatedAtOutOfRange
+        );
         // future beyond now + 1 day
-        assert_eq!(reason(&format!(r#"{{"event_uuid":"u","event_name":"a","created_at":{}}}"#, NOW + 86_401)), RejectReason::CreatedAtOutOfRange);
-        assert!(run(&format!(r#"{{"event_uuid":"u","event_name":"a","created_at":{}}}"#, NOW + 86_400)).is_ok());
+        assert_eq!(
+            reason(&format!(
+                r#"{{"event_uuid":"u","event_name":"a","created_at":{}}}"#,
+                NOW + 86_401
+            )),
+            RejectReason::CreatedAtOutOfRange
+        );
+        assert!(
+            run(&format!(
+                r#"{{"event_uuid":"u","event_name":"a","created_at":{}}}"#,
+                NOW + 86_400
+            ))
+            .is_ok()
+        );
     }
 
     fn name_strategy() -> impl Strategy<Value = Vec<String>> {

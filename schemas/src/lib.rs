@@ -20,7 +20,11 @@ pub use validate::{RejectReason, Rejection, ValidationRules};
 ///
 /// `now_secs` is passed in (not read from the clock) so that a batch is judged against one
 /// instant and tests are deterministic.
-pub fn process<'a>(bytes: &'a [u8], rules: &ValidationRules, now_secs: i64) -> Result<Enriched<'a>, Rejection> {
+pub fn process<'a>(
+    bytes: &'a [u8],
+    rules: &ValidationRules,
+    now_secs: i64,
+) -> Result<Enriched<'a>, Rejection> {
     let raw = decode_event(bytes)?;
     enrich(raw, rules, now_secs)
 }

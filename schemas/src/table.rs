@@ -49,7 +49,11 @@ pub struct Column {
 }
 
 const fn col(name: &'static str, kind: ColumnType, nullable: bool) -> Column {
-    Column { name, kind, nullable }
+    Column {
+        name,
+        kind,
+        nullable,
+    }
 }
 
 /// A table's definition: columns in order, the partition columns, the column that carries
@@ -116,7 +120,9 @@ impl ColumnType {
         match self {
             ColumnType::String => ArrowType::Utf8,
             ColumnType::Long => ArrowType::Int64,
-            ColumnType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ColumnType::Timestamp => {
+                ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            }
             ColumnType::Date => ArrowType::Date32,
             ColumnType::Binary => ArrowType::Binary,
         }

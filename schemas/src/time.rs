@@ -47,7 +47,10 @@ pub fn format_datetime(secs: i64, fraction: &str) -> String {
     let sod = secs.rem_euclid(SECS_PER_DAY);
     let (y, m, d) = civil_from_days(days);
     let (hh, mm, ss) = (sod / 3600, (sod % 3600) / 60, sod % 60);
-    let frac = fraction.get(..fraction.len().min(9)).unwrap_or("").trim_end_matches('0');
+    let frac = fraction
+        .get(..fraction.len().min(9))
+        .unwrap_or("")
+        .trim_end_matches('0');
     if frac.is_empty() {
         format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
     } else {
@@ -67,9 +70,18 @@ mod tests {
         assert_eq!(format_date(19_799), "2024-03-17");
         assert_eq!(format_date(days_from_civil(2024, 2, 29)), "2024-02-29");
         assert_eq!(format_datetime(1_710_670_530, ""), "2024-03-17T10:15:30Z");
-        assert_eq!(format_datetime(1_710_670_530, "123"), "2024-03-17T10:15:30.123Z");
-        assert_eq!(format_datetime(1_710_670_530, "500"), "2024-03-17T10:15:30.5Z");
-        assert_eq!(format_datetime(1_710_670_530, "000"), "2024-03-17T10:15:30Z");
+        assert_eq!(
+            format_datetime(1_710_670_530, "123"),
+            "2024-03-17T10:15:30.123Z"
+        );
+        assert_eq!(
+            format_datetime(1_710_670_530, "500"),
+            "2024-03-17T10:15:30.5Z"
+        );
+        assert_eq!(
+            format_datetime(1_710_670_530, "000"),
+            "2024-03-17T10:15:30Z"
+        );
         assert_eq!(
             format_datetime(1_710_670_530, "1234567891234"),
             "2024-03-17T10:15:30.123456789Z"

@@ -11,7 +11,8 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
 };
 use tokio::sync::OnceCell;
 
@@ -65,7 +66,11 @@ pub async fn ensure_table(
     range_key: Option<&str>,
     ttl_attribute: Option<&str>,
 ) -> Result<Created, TableSetupError> {
-    let err = |step: &'static str, e: String| TableSetupError { table: table.to_string(), step, message: e };
+    let err = |step: &'static str, e: String| TableSetupError {
+        table: table.to_string(),
+        step,
+        message: e,
+    };
     let attr = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
@@ -74,7 +79,11 @@ pub async fn ensure_table(
             .map_err(|e| err("build schema", e.to_string()))
     };
     let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(|e| err("build schema", e.to_string()))
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| err("build schema", e.to_string()))
     };
     let mut req = client
         .create_table()
@@ -83,7 +92,9 @@ pub async fn ensure_table(
         .attribute_definitions(attr(hash_key)?)
         .key_schema(key(hash_key, KeyType::Hash)?);
     if let Some(r) = range_key {
-        req = req.attribute_definitions(attr(r)?).key_schema(key(r, KeyType::Range)?);
+        req = req
+            .attribute_definitions(attr(r)?)
+            .key_schema(key(r, KeyType::Range)?);
     }
     let created = match req.send().await {
         Ok(_) => Created::Created,
@@ -92,7 +103,10 @@ pub async fn ensure_table(
             if service.is_some_and(|s| s.is_resource_in_use_exception()) {
                 Created::AlreadyExisted
             } else {
-                return Err(err("create", aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()));
+                return Err(err(
+                    "create",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+                ));
             }
         }
     };
@@ -102,7 +116,12 @@ pub async fn ensure_table(
             .table_name(table)
             .send()
             .await
-            .map_err(|e| err("describe", aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| {
+                err(
+                    "describe",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+                )
+            })?;
         let status = d.table().and_then(|t| t.table_status().cloned());
         if status == Some(aws_sdk_dynamodb::types::TableStatus::Active) {
             break;
@@ -115,7 +134,13 @@ pub async fn ensure_table(
             .enabled(true)
             .build()
             .map_err(|e| err("build ttl", e.to_string()))?;
-        if let Err(e) = client.update_time_to_live().table_name(table).time_to_live_specification(spec).send().await {
+        if let Err(e) = client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(spec)
+            .send()
+            .await
+        {
             // Already enabled is fine; anything else is reported.
             let msg = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
             if !msg.contains("already enabled") && !msg.contains("TimeToLive is already") {

@@ -44,6 +44,10 @@ pub enum LakeError {
 
 impl LakeError {
     pub fn delta(table: impl Into<String>, step: &'static str, source: DeltaTableError) -> Self {
-        LakeError::Delta { table: table.into(), step, source }
+        LakeError::Delta {
+            table: table.into(),
+            step,
+            source,
+        }
     }
 }

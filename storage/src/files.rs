@@ -16,7 +16,9 @@ use deltalake::logstore::object_store::ObjectStoreExt;
 // `ParquetObjectReader` is deprecated upstream in favour of a hand-written `AsyncFileReader`;
 // it is still the simplest correct ranged reader over object_store, so we keep it for now.
 #[allow(deprecated)]
-use deltalake::parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use deltalake::parquet::arrow::async_reader::{
+    ParquetObjectReader, ParquetRecordBatchStreamBuilder,
+};
 use deltalake::parquet::arrow::{ArrowWriter, ProjectionMask};
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::WriterProperties;
@@ -40,9 +42,14 @@ pub fn writer_properties() -> WriterProperties {
 
 /// Encode one batch (file schema: no partition columns) as a Parquet file in memory.
 pub fn encode_parquet(batch: &RecordBatch, table: &str) -> Result<Bytes, LakeError> {
-    let perr = |source| LakeError::Parquet { table: table.to_string(), step: "encode data file", source };
+    let perr = |source| LakeError::Parquet {
+        table: table.to_string(),
+        step: "encode data file",
+        source,
+    };
     let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 4096);
-    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(writer_properties())).map_err(perr)?;
+    let mut w =
+        ArrowWriter::try_new(&mut buf, batch.schema(), Some(writer_properties())).map_err(perr)?;
     w.write(batch).map_err(perr)?;
     w.close().map_err(perr)?;
     Ok(Bytes::from(buf))
@@ -51,10 +58,35 @@ pub fn encode_parquet(batch: &RecordBatch, table: &str) -> Result<Bytes, LakeErr
 /// Characters escaped in partition folder names: the Delta protocol's set (the same as
 /// Spark's and delta-rs'), plus everything outside ASCII.
 const PARTITION_VALUE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ').add(b'!').add(b'"').add(b'#').add(b'$').add(b'%').add(b'&').add(b'\'')
-    .add(b'(').add(b')').add(b'*').add(b'+').add(b',').add(b'/').add(b':').add(b';')
-    .add(b'<').add(b'=').add(b'>').add(b'?').add(b'@').add(b'[').add(b'\\').add(b']')
-    .add(b'^').add(b'`').add(b'{').add(b'|').add(b'}');
+    .add(b' ')
+    .add(b'!')
+    .add(b'"')
+    .add(b'#')
+    .add(b'$')
+    .add(b'%')
+    .add(b'&')
+    .add(b'\'')
+    .add(b'(')
+    .add(b')')
+    .add(b'*')
+    .add(b'+')
+    .add(b',')
+    .add(b'/')
+    .add(b':')
+    .add(b';')
+    .add(b'<')
+    .add(b'=')
+    .add(b'>')
+    .add(b'?')
+    .add(b'@')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
 /// Relative path of a new data file: Hive-style folders (`event_type=payment/created_date=
 /// 2024-03-17/`), values percent-encoded the way the Delta protocol and Spark do, and a
@@ -78,20 +110,37 @@ pub fn data_file_path(partition: &PartitionValues, file_id: &str) -> String {
 }
 
 /// Upload an encoded file. A unique name means a plain put is safe: nothing can be there.
-pub async fn put_file(store: &dyn ObjectStore, table: &str, path: &str, bytes: Bytes) -> Result<(), LakeError> {
+pub async fn put_file(
+    store: &dyn ObjectStore,
+    table: &str,
+    path: &str,
+    bytes: Bytes,
+) -> Result<(), LakeError> {
     let location = object_path(path);
     store
         .put(&location, bytes.into())
         .await
         .map(|_| ())
-        .map_err(|source| LakeError::Store { table: table.to_string(), step: "upload data file", source })
+        .map_err(|source| LakeError::Store {
+            table: table.to_string(),
+            step: "upload data file",
+            source,
+        })
 }
 
 /// Delete a file this process wrote but never committed (a batch rebuilt after a conflict).
-pub async fn delete_file(store: &dyn ObjectStore, table: &str, path: &str) -> Result<(), LakeError> {
+pub async fn delete_file(
+    store: &dyn ObjectStore,
+    table: &str,
+    path: &str,
+) -> Result<(), LakeError> {
     match store.delete(&object_path(path)).await {
         Ok(()) | Err(deltalake::ObjectStoreError::NotFound { .. }) => Ok(()),
-        Err(source) => Err(LakeError::Store { table: table.to_string(), step: "delete orphan data file", source }),
+        Err(source) => Err(LakeError::Store {
+            table: table.to_string(),
+            step: "delete orphan data file",
+            source,
+        }),
     }
 }
 
@@ -101,7 +150,12 @@ fn object_path(path: &str) -> Path {
 
 /// The `add` action that publishes a written file, with per-file statistics (row count,
 /// null counts, min/max of integer columns) so engines can prune files.
-pub fn add_action(path: &str, size: usize, batch: &RecordBatch, partition: &PartitionValues) -> Add {
+pub fn add_action(
+    path: &str,
+    size: usize,
+    batch: &RecordBatch,
+    partition: &PartitionValues,
+) -> Add {
     Add {
         path: path.to_string(),
         partition_values: partition.iter().cloned().collect::<HashMap<_, _>>(),
@@ -146,14 +200,24 @@ pub async fn for_each_string(
     column: &str,
     mut each: impl FnMut(&str),
 ) -> Result<(), LakeError> {
-    let perr = |source| LakeError::Parquet { table: table.to_string(), step: "read key column", source };
+    let perr = |source| LakeError::Parquet {
+        table: table.to_string(),
+        step: "read key column",
+        source,
+    };
     let mut reader = ParquetObjectReader::new(store, object_path(path));
     if let Some(size) = size {
         reader = reader.with_file_size(size);
     }
-    let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(perr)?;
+    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(perr)?;
     let mask = ProjectionMask::columns(builder.parquet_schema(), [column]);
-    let mut stream = builder.with_projection(mask).with_batch_size(64 * 1024).build().map_err(perr)?;
+    let mut stream = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(perr)?;
     while let Some(batch) = stream.try_next().await.map_err(perr)? {
         let col = batch.column(0);
         // Files written by other engines (or by delta-rs' optimize) may carry the column as
@@ -172,7 +236,9 @@ pub async fn for_each_string(
             other => {
                 return Err(LakeError::Schema {
                     table: table.to_string(),
-                    detail: format!("key column `{column}` in {path} is {other}, expected a string"),
+                    detail: format!(
+                        "key column `{column}` in {path} is {other}, expected a string"
+                    ),
                 });
             }
         }
@@ -204,6 +270,9 @@ mod tests {
             ],
             "abc",
         );
-        assert_eq!(p, "event_type=pay%20ment%2Fx/created_date=2024-03-17/part-00000-abc-c000.snappy.parquet");
+        assert_eq!(
+            p,
+            "event_type=pay%20ment%2Fx/created_date=2024-03-17/part-00000-abc-c000.snappy.parquet"
+        );
     }
 }

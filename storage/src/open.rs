@@ -9,7 +9,9 @@ use schemas::table::{TableDef, default_table_properties};
 use url::Url;
 
 use crate::error::LakeError;
-use crate::lock::{CommitLock, DEFAULT_LOCK_TABLE, OPT_COMMIT_LOCK, OPT_LOCK_PATH_SCHEME, OPT_LOCK_TABLE};
+use crate::lock::{
+    CommitLock, DEFAULT_LOCK_TABLE, OPT_COMMIT_LOCK, OPT_LOCK_PATH_SCHEME, OPT_LOCK_TABLE,
+};
 
 /// How to reach storage. Local paths need nothing; `s3://` tables need an explicit commit
 /// mode, and take credentials, region and endpoints from the standard AWS environment.
@@ -34,7 +36,11 @@ impl StorageConfig {
         if let Some(lock) = self.commit_lock {
             o.insert(OPT_COMMIT_LOCK.into(), lock.as_str().into());
         }
-        let table = if self.lock_table.is_empty() { DEFAULT_LOCK_TABLE } else { &self.lock_table };
+        let table = if self.lock_table.is_empty() {
+            DEFAULT_LOCK_TABLE
+        } else {
+            &self.lock_table
+        };
         o.insert(OPT_LOCK_TABLE.into(), table.into());
         if let Some(s) = &self.lock_path_scheme {
             o.insert(OPT_LOCK_PATH_SCHEME.into(), s.clone());
@@ -64,7 +70,10 @@ pub async fn open_table(uri: &str, storage: &StorageConfig) -> Result<DeltaTable
     let mut table = DeltaTableBuilder::from_url(url)
         .and_then(|b| b.with_storage_options(storage.delta_options()).build())
         .map_err(|e| LakeError::delta(uri, "open", e))?;
-    table.load().await.map_err(|e| LakeError::delta(uri, "load", e))?;
+    table
+        .load()
+        .await
+        .map_err(|e| LakeError::delta(uri, "load", e))?;
     Ok(table)
 }
 
@@ -100,10 +109,16 @@ pub async fn open_or_create(
                 Ok(t) => table = t,
                 Err(e) => {
                     // Lost a creation race: someone else wrote version 0.
-                    table.load().await.map_err(|_| LakeError::delta(uri, "create", e))?;
+                    table
+                        .load()
+                        .await
+                        .map_err(|_| LakeError::delta(uri, "create", e))?;
                 }
             }
-            table.load().await.map_err(|e| LakeError::delta(uri, "load after create", e))?;
+            table
+                .load()
+                .await
+                .map_err(|e| LakeError::delta(uri, "load after create", e))?;
         }
         Err(e) => return Err(LakeError::delta(uri, "load", e)),
     }
@@ -112,7 +127,9 @@ pub async fn open_or_create(
 }
 
 fn check_schema(uri: &str, table: &DeltaTable, def: &TableDef) -> Result<(), LakeError> {
-    let snapshot = table.snapshot().map_err(|e| LakeError::delta(uri, "snapshot", e))?;
+    let snapshot = table
+        .snapshot()
+        .map_err(|e| LakeError::delta(uri, "snapshot", e))?;
     let schema = snapshot.schema();
     for c in def.columns {
         match schema.field(c.name) {
@@ -120,7 +137,12 @@ fn check_schema(uri: &str, table: &DeltaTable, def: &TableDef) -> Result<(), Lak
             Some(f) => {
                 return Err(LakeError::Schema {
                     table: uri.to_string(),
-                    detail: format!("column `{}` is {:?}, expected {:?}", c.name, f.data_type(), c.kind.delta()),
+                    detail: format!(
+                        "column `{}` is {:?}, expected {:?}",
+                        c.name,
+                        f.data_type(),
+                        c.kind.delta()
+                    ),
                 });
             }
             None => {
@@ -132,10 +154,17 @@ fn check_schema(uri: &str, table: &DeltaTable, def: &TableDef) -> Result<(), Lak
         }
     }
     let partitions = snapshot.metadata().partition_columns();
-    if partitions.iter().map(String::as_str).ne(def.partition_columns.iter().copied()) {
+    if partitions
+        .iter()
+        .map(String::as_str)
+        .ne(def.partition_columns.iter().copied())
+    {
         return Err(LakeError::Schema {
             table: uri.to_string(),
-            detail: format!("partitioned by {partitions:?}, expected {:?}", def.partition_columns),
+            detail: format!(
+                "partitioned by {partitions:?}, expected {:?}",
+                def.partition_columns
+            ),
         });
     }
     Ok(())

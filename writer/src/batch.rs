@@ -22,7 +22,11 @@ pub struct Batch {
 
 impl Batcher {
     pub fn new(policy: FlushPolicy) -> Self {
-        Batcher { policy, carry: Vec::new(), ended: false }
+        Batcher {
+            policy,
+            carry: Vec::new(),
+            ended: false,
+        }
     }
 
     /// Wait for the next batch. Returns an empty batch when the latency bound passes with
@@ -32,7 +36,8 @@ impl Batcher {
         let mut bytes: usize = records.iter().map(|r| r.data.len()).sum();
         let started = Instant::now();
         let deadline = started + self.policy.max_latency;
-        while !self.ended && records.len() < self.policy.max_events && bytes < self.policy.max_bytes {
+        while !self.ended && records.len() < self.policy.max_events && bytes < self.policy.max_bytes
+        {
             match source.poll(deadline).await? {
                 Poll::Records(mut more) => {
                     bytes += more.iter().map(|r| r.data.len()).sum::<usize>();
@@ -56,7 +61,10 @@ impl Batcher {
             }
         }
         self.carry = records.split_off(cut);
-        Ok(Batch { records, end: self.ended && self.carry.is_empty() })
+        Ok(Batch {
+            records,
+            end: self.ended && self.carry.is_empty(),
+        })
     }
 }
 
@@ -70,8 +78,15 @@ mod tests {
     #[tokio::test]
     async fn respects_count_limit_and_ends() {
         let input: String = (0..25).map(|i| format!("{{\"n\":{i}}}\n")).collect();
-        let mut src = NdjsonSource::from_reader(Arc::from("t"), Box::new(std::io::Cursor::new(input.into_bytes())));
-        let mut b = Batcher::new(FlushPolicy { max_events: 10, max_bytes: 1 << 20, max_latency: Duration::from_secs(5) });
+        let mut src = NdjsonSource::from_reader(
+            Arc::from("t"),
+            Box::new(std::io::Cursor::new(input.into_bytes())),
+        );
+        let mut b = Batcher::new(FlushPolicy {
+            max_events: 10,
+            max_bytes: 1 << 20,
+            max_latency: Duration::from_secs(5),
+        });
         let mut sizes = vec![];
         loop {
             let batch = b.next(&mut src).await.expect("batch");
@@ -87,8 +102,15 @@ mod tests {
     #[tokio::test]
     async fn respects_byte_limit() {
         let input: String = (0..20).map(|_| format!("{}\n", "x".repeat(99))).collect();
-        let mut src = NdjsonSource::from_reader(Arc::from("t"), Box::new(std::io::Cursor::new(input.into_bytes())));
-        let mut b = Batcher::new(FlushPolicy { max_events: 1000, max_bytes: 500, max_latency: Duration::from_secs(5) });
+        let mut src = NdjsonSource::from_reader(
+            Arc::from("t"),
+            Box::new(std::io::Cursor::new(input.into_bytes())),
+        );
+        let mut b = Batcher::new(FlushPolicy {
+            max_events: 1000,
+            max_bytes: 500,
+            max_latency: Duration::from_secs(5),
+        });
         let first = b.next(&mut src).await.expect("batch");
         assert_eq!(first.records.len(), 5);
     }

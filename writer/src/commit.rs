@@ -15,12 +15,14 @@ use deltalake::kernel::{Action, Add, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTableError, ObjectStore};
 use futures::{StreamExt, TryStreamExt};
-use storage::LakeError;
-use storage::files::{PartitionValues, add_action, data_file_path, delete_file, encode_parquet, put_file};
 use rand::Rng;
 use rayon::prelude::*;
 use schemas::table::TableDef;
 use serde_json::Value;
+use storage::LakeError;
+use storage::files::{
+    PartitionValues, add_action, data_file_path, delete_file, encode_parquet, put_file,
+};
 
 use crate::dedupe::{IndexStats, Key, KeyIndex, Scope};
 use crate::rows::SinkRows;
@@ -56,9 +58,19 @@ struct StagedFile {
 }
 
 impl TableSink {
-    pub fn new(uri: String, table: DeltaTable, def: &'static TableDef, memory_budget: usize) -> Self {
+    pub fn new(
+        uri: String,
+        table: DeltaTable,
+        def: &'static TableDef,
+        memory_budget: usize,
+    ) -> Self {
         let index = KeyIndex::new(def, uri.clone(), memory_budget);
-        TableSink { uri, table, index, def }
+        TableSink {
+            uri,
+            table,
+            index,
+            def,
+        }
     }
 
     pub fn version(&self) -> Option<i64> {
@@ -97,18 +109,25 @@ impl TableSink {
         max_back: i64,
     ) -> Result<Option<Value>, LakeError> {
         self.sync().await?;
-        let Some(latest) = self.version() else { return Ok(None) };
+        let Some(latest) = self.version() else {
+            return Ok(None);
+        };
         let log_store = self.table.log_store();
         let mut v = latest;
         while v >= 0 && latest - v < max_back {
-            let Some(bytes) = log_store.read_commit_entry(v as u64).await.map_err(|e| LakeError::delta(&self.uri, "read log entry", e))?
+            let Some(bytes) = log_store
+                .read_commit_entry(v as u64)
+                .await
+                .map_err(|e| LakeError::delta(&self.uri, "read log entry", e))?
             else {
                 break;
             };
             let mut info = None;
             let mut hit = false;
             for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                let Ok(a) = serde_json::from_slice::<Value>(line) else { continue };
+                let Ok(a) = serde_json::from_slice::<Value>(line) else {
+                    continue;
+                };
                 if let Some(t) = a.get("txn")
                     && t.get("appId").and_then(Value::as_str) == Some(app_id)
                     && t.get("version").and_then(Value::as_i64) == Some(version)
@@ -154,19 +173,30 @@ impl TableSink {
                 let have = self.index.txn_version(&self.table, app).await?;
                 if have != *want {
                     self.discard(&*store, staged.into_values()).await;
-                    return Err(AppendError::Fenced { app_id: app.clone(), expected: *want, found: have });
+                    return Err(AppendError::Fenced {
+                        app_id: app.clone(),
+                        expected: *want,
+                        found: have,
+                    });
                 }
             }
             let mut candidates: HashMap<Scope, Vec<&Key>> = HashMap::new();
             for (pv, idx) in &partitions {
                 let scope = self.index.scope_of(pv);
-                candidates.entry(scope).or_default().extend(idx.iter().map(|&i| rows.key(i)));
+                candidates
+                    .entry(scope)
+                    .or_default()
+                    .extend(idx.iter().map(|&i| rows.key(i)));
             }
             let existing = self.index.existing(&self.table, &candidates).await?;
             let mut survivors: Vec<(PartitionValues, Vec<usize>)> = Vec::new();
             for (pv, idx) in &partitions {
                 let keep: Vec<usize> = match existing.get(&self.index.scope_of(pv)) {
-                    Some(found) => idx.iter().copied().filter(|&i| !found.contains(rows.key(i))).collect(),
+                    Some(found) => idx
+                        .iter()
+                        .copied()
+                        .filter(|&i| !found.contains(rows.key(i)))
+                        .collect(),
                     None => idx.clone(),
                 };
                 if !keep.is_empty() {
@@ -201,9 +231,15 @@ impl TableSink {
             }
             staged = next;
             let Some(base) = self.index.version() else {
-                break Err(LakeError::Invariant { table: self.uri.clone(), detail: "table has no version".into() });
+                break Err(LakeError::Invariant {
+                    table: self.uri.clone(),
+                    detail: "table has no version".into(),
+                });
             };
-            let adds: Vec<Action> = staged.values().map(|f| Action::Add(f.add.clone())).collect();
+            let adds: Vec<Action> = staged
+                .values()
+                .map(|f| Action::Add(f.add.clone()))
+                .collect();
             match self.commit(adds, metadata.clone(), txns.clone()).await {
                 Ok(version) => {
                     if version != base + 1 {
@@ -213,9 +249,13 @@ impl TableSink {
                             detail: format!("committed version {version}, expected {}", base + 1),
                         });
                     }
-                    let scopes: Vec<(Scope, &StagedFile)> =
-                        staged.iter().map(|(pv, f)| (self.index.scope_of(pv), f)).collect();
-                    let keys = scopes.iter().flat_map(|(scope, f)| f.rows.iter().map(move |&i| (scope, rows.key(i))));
+                    let scopes: Vec<(Scope, &StagedFile)> = staged
+                        .iter()
+                        .map(|(pv, f)| (self.index.scope_of(pv), f))
+                        .collect();
+                    let keys = scopes
+                        .iter()
+                        .flat_map(|(scope, f)| f.rows.iter().map(move |&i| (scope, rows.key(i))));
                     self.index.committed(version, keys);
                     self.index.committed_txns(&txns);
                     self.table
@@ -231,9 +271,13 @@ impl TableSink {
                     outcome.conflicts += 1;
                     if outcome.conflicts >= MAX_ATTEMPTS {
                         self.discard(&*store, staged.into_values()).await;
-                        break Err(LakeError::Contention { table: self.uri.clone(), attempts: MAX_ATTEMPTS });
+                        break Err(LakeError::Contention {
+                            table: self.uri.clone(),
+                            attempts: MAX_ATTEMPTS,
+                        });
                     }
-                    let backoff = rand::rng().random_range(5..50u64) * u64::from(outcome.conflicts.min(10));
+                    let backoff =
+                        rand::rng().random_range(5..50u64) * u64::from(outcome.conflicts.min(10));
                     tracing::debug!(table = %self.uri, base, conflicts = outcome.conflicts, "commit conflict, retrying");
                     tokio::time::sleep(Duration::from_millis(backoff)).await;
                 }
@@ -278,7 +322,14 @@ impl TableSink {
         futures::stream::iter(encoded)
             .map(|(pv, keep, path, add, bytes)| async move {
                 put_file(store, uri, &path, bytes).await?;
-                Ok::<_, LakeError>((pv, StagedFile { rows: keep, path, add }))
+                Ok::<_, LakeError>((
+                    pv,
+                    StagedFile {
+                        rows: keep,
+                        path,
+                        add,
+                    },
+                ))
             })
             .buffer_unordered(16)
             .try_collect()
@@ -306,7 +357,13 @@ impl TableSink {
             .with_max_retries(0);
         let op = DeltaOperation::Write {
             mode: SaveMode::Append,
-            partition_by: Some(self.def.partition_columns.iter().map(|s| s.to_string()).collect()),
+            partition_by: Some(
+                self.def
+                    .partition_columns
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            ),
             predicate: None,
         };
         let result = CommitBuilder::from(props)
@@ -328,7 +385,11 @@ pub enum AppendError {
     Lake(#[from] LakeError),
     /// Another writer advanced the `txn` this append expected (a lost shard lease).
     #[error("fenced: txn {app_id} is at {found:?}, expected {expected:?}")]
-    Fenced { app_id: String, expected: Option<i64>, found: Option<i64> },
+    Fenced {
+        app_id: String,
+        expected: Option<i64>,
+        found: Option<i64>,
+    },
 }
 
 enum CommitError {

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use storage::StorageConfig;
 use schemas::ValidationRules;
 use serde::Deserialize;
+use storage::StorageConfig;
 
 /// Where the two tables live and how to reach them.
 #[derive(Debug, Clone)]
@@ -31,7 +31,11 @@ pub struct FlushPolicy {
 
 impl Default for FlushPolicy {
     fn default() -> Self {
-        FlushPolicy { max_events: 200_000, max_bytes: 128 << 20, max_latency: Duration::from_secs(5) }
+        FlushPolicy {
+            max_events: 200_000,
+            max_bytes: 128 << 20,
+            max_latency: Duration::from_secs(5),
+        }
     }
 }
 
@@ -44,7 +48,9 @@ pub struct DedupeConfig {
 
 impl Default for DedupeConfig {
     fn default() -> Self {
-        DedupeConfig { memory_budget_bytes: 1 << 30 }
+        DedupeConfig {
+            memory_budget_bytes: 1 << 30,
+        }
     }
 }
 
@@ -62,16 +68,24 @@ pub struct PipelineConfig {
 /// Parse durations like `500ms`, `5s`, `2m`, `1h`, `7d`, `168h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (num, unit) = text.split_at(split);
-    let value: f64 = num.parse().map_err(|_| format!("invalid duration `{text}`"))?;
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration `{text}`"))?;
     let secs = match unit.trim() {
         "ms" => value / 1000.0,
         "s" | "" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
         "d" => value * 86_400.0,
-        other => return Err(format!("invalid duration unit `{other}` in `{text}` (use ms, s, m, h, d)")),
+        other => {
+            return Err(format!(
+                "invalid duration unit `{other}` in `{text}` (use ms, s, m, h, d)"
+            ));
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("invalid duration `{text}`"));

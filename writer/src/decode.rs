@@ -56,7 +56,10 @@ pub fn decode_batch(records: &[RawRecord], rules: &ValidationRules, now_secs: i6
         .par_chunks(CHUNK)
         .enumerate()
         .map(|(chunk_no, chunk)| {
-            let mut out = Decoded { events: Vec::with_capacity(chunk.len()), rejects: Vec::new() };
+            let mut out = Decoded {
+                events: Vec::with_capacity(chunk.len()),
+                rejects: Vec::new(),
+            };
             for (i, rec) in chunk.iter().enumerate() {
                 let record = (chunk_no * CHUNK + i) as u32;
                 match schemas::process(&rec.data, rules, now_secs) {
@@ -71,7 +74,11 @@ pub fn decode_batch(records: &[RawRecord], rules: &ValidationRules, now_secs: i6
                         payload: e.payload,
                         record,
                     }),
-                    Err(r) => out.rejects.push(RejectRow { reason: r.reason, message: r.message, record }),
+                    Err(r) => out.rejects.push(RejectRow {
+                        reason: r.reason,
+                        message: r.message,
+                        record,
+                    }),
                 }
             }
             out
@@ -103,13 +110,20 @@ mod tests {
                 } else {
                     format!(r#"{{"event_uuid":"u{i}","event_name":"a:b","created_at":1710670530}}"#)
                 };
-                RawRecord { data: Bytes::from(line), position: Position::Line(i + 1) }
+                RawRecord {
+                    data: Bytes::from(line),
+                    position: Position::Line(i + 1),
+                }
             })
             .collect();
         let d = decode_batch(&records, &ValidationRules::default(), 1_800_000_000);
         assert_eq!(d.events.len() + d.rejects.len(), records.len());
         assert!(d.events.windows(2).all(|w| w[0].record < w[1].record));
-        assert!(d.rejects.iter().all(|r| r.record % 7 == 0 && r.reason == RejectReason::NotJson));
+        assert!(
+            d.rejects
+                .iter()
+                .all(|r| r.record % 7 == 0 && r.reason == RejectReason::NotJson)
+        );
         assert_eq!(d.events[0].uuid, "u1");
     }
 }

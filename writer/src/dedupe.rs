@@ -33,8 +33,8 @@ use deltalake::kernel::{Add, Remove};
 use deltalake::{DeltaTable, ObjectStore};
 use futures::{StreamExt, TryStreamExt};
 use hashbrown::HashSet;
-use storage::LakeError;
 use schemas::table::TableDef;
+use storage::LakeError;
 
 /// A dedupe key: canonical UUIDs compactly, anything else verbatim.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -187,7 +187,11 @@ impl KeyIndex {
 
     /// The scope of a row with these partition values.
     pub fn scope_of(&self, partition: &[(String, Option<String>)]) -> Scope {
-        if self.def.key_scoped_to_partition { partition.iter().map(|(_, v)| v.clone()).collect() } else { Vec::new() }
+        if self.def.key_scoped_to_partition {
+            partition.iter().map(|(_, v)| v.clone()).collect()
+        } else {
+            Vec::new()
+        }
     }
 
     /// Bring the table and the index to the latest version, replaying new log entries.
@@ -195,10 +199,14 @@ impl KeyIndex {
         let latest = table
             .get_latest_version()
             .await
-            .map_err(|e| LakeError::delta(&self.table_name, "get latest version", e))? as i64;
+            .map_err(|e| LakeError::delta(&self.table_name, "get latest version", e))?
+            as i64;
         let Some(from) = self.version else {
             if table.version().map(|v| v as i64) != Some(latest) {
-                table.load_version(latest as u64).await.map_err(|e| LakeError::delta(&self.table_name, "load", e))?;
+                table
+                    .load_version(latest as u64)
+                    .await
+                    .map_err(|e| LakeError::delta(&self.table_name, "load", e))?;
             }
             self.version = Some(latest);
             return Ok(());
@@ -229,14 +237,21 @@ impl KeyIndex {
             self.stats.log_entries_replayed += 1;
             for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                 let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
-                    LakeError::delta(&self.table_name, "parse log entry", deltalake::DeltaTableError::Generic(format!("version {v}: {e}")))
+                    LakeError::delta(
+                        &self.table_name,
+                        "parse log entry",
+                        deltalake::DeltaTableError::Generic(format!("version {v}: {e}")),
+                    )
                 })?;
                 if let Some(add) = value.get("add") {
                     let add: Add = parse_action(&self.table_name, v, add)?;
                     if add.data_change {
                         let scope = self.scope_of_map(&add.partition_values);
                         if self.scopes.contains_key(&scope) {
-                            new_files.entry(scope).or_default().push((add.path, u64::try_from(add.size).ok()));
+                            new_files
+                                .entry(scope)
+                                .or_default()
+                                .push((add.path, u64::try_from(add.size).ok()));
                         }
                     }
                 } else if let Some(remove) = value.get("remove") {
@@ -278,11 +293,17 @@ impl KeyIndex {
     }
 
     /// The latest `txn` version of `app_id` at [`Self::version`].
-    pub async fn txn_version(&mut self, table: &DeltaTable, app_id: &str) -> Result<Option<i64>, LakeError> {
+    pub async fn txn_version(
+        &mut self,
+        table: &DeltaTable,
+        app_id: &str,
+    ) -> Result<Option<i64>, LakeError> {
         if let Some(v) = self.txns.get(app_id) {
             return Ok(*v);
         }
-        let snapshot = table.snapshot().map_err(|e| LakeError::delta(&self.table_name, "snapshot", e))?;
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| LakeError::delta(&self.table_name, "snapshot", e))?;
         let v = snapshot
             .transaction_version(&table.log_store(), app_id)
             .await
@@ -302,7 +323,11 @@ impl KeyIndex {
         if !self.def.key_scoped_to_partition {
             return Vec::new();
         }
-        self.def.partition_columns.iter().map(|c| values.get(*c).cloned().flatten()).collect()
+        self.def
+            .partition_columns
+            .iter()
+            .map(|c| values.get(*c).cloned().flatten())
+            .collect()
     }
 
     /// Among `candidates` (keys of a batch, grouped by scope), return those already in the
@@ -314,7 +339,11 @@ impl KeyIndex {
         candidates: &HashMap<Scope, Vec<&Key>>,
     ) -> Result<HashMap<Scope, HashSet<Key>>, LakeError> {
         self.tick += 1;
-        let missing: Vec<Scope> = candidates.keys().filter(|s| !self.scopes.contains_key(*s)).cloned().collect();
+        let missing: Vec<Scope> = candidates
+            .keys()
+            .filter(|s| !self.scopes.contains_key(*s))
+            .cloned()
+            .collect();
         let mut streamed: FilesByScope = HashMap::new();
         if !missing.is_empty() {
             let (files, records) = self.files_of(table, &missing)?;
@@ -350,15 +379,25 @@ impl KeyIndex {
         if !streamed.is_empty() {
             let store = table.log_store().object_store(None);
             for (scope, files) in streamed {
-                let wanted: HashSet<&Key> = candidates.get(&scope).map(|v| v.iter().copied().collect()).unwrap_or_default();
+                let wanted: HashSet<&Key> = candidates
+                    .get(&scope)
+                    .map(|v| v.iter().copied().collect())
+                    .unwrap_or_default();
                 for (path, size) in files {
                     let mut hits = Vec::new();
-                    storage::files::for_each_string(store.clone(), &self.table_name, &path, size, self.def.key_column, |s| {
-                        let k = Key::of(s);
-                        if wanted.contains(&k) {
-                            hits.push(k);
-                        }
-                    })
+                    storage::files::for_each_string(
+                        store.clone(),
+                        &self.table_name,
+                        &path,
+                        size,
+                        self.def.key_column,
+                        |s| {
+                            let k = Key::of(s);
+                            if wanted.contains(&k) {
+                                hits.push(k);
+                            }
+                        },
+                    )
                     .await?;
                     self.stats.files_read += 1;
                     found.entry(scope.clone()).or_default().extend(hits);
@@ -369,7 +408,11 @@ impl KeyIndex {
     }
 
     /// After a commit at exactly `version + 1`: the committed keys join the index.
-    pub fn committed<'k>(&mut self, version: i64, keys: impl IntoIterator<Item = (&'k Scope, &'k Key)>) {
+    pub fn committed<'k>(
+        &mut self,
+        version: i64,
+        keys: impl IntoIterator<Item = (&'k Scope, &'k Key)>,
+    ) {
         debug_assert_eq!(self.version.map(|v| v + 1), Some(version));
         for (scope, key) in keys {
             if let Some(sk) = self.scopes.get_mut(scope) {
@@ -404,8 +447,14 @@ impl KeyIndex {
     }
 
     /// The live files of `scopes` at the loaded version, and their row counts (from stats).
-    fn files_of(&self, table: &DeltaTable, scopes: &[Scope]) -> Result<(FilesByScope, HashMap<Scope, usize>), LakeError> {
-        let snapshot = table.snapshot().map_err(|e| LakeError::delta(&self.table_name, "snapshot", e))?;
+    fn files_of(
+        &self,
+        table: &DeltaTable,
+        scopes: &[Scope],
+    ) -> Result<(FilesByScope, HashMap<Scope, usize>), LakeError> {
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| LakeError::delta(&self.table_name, "snapshot", e))?;
         let wanted: HashSet<&Scope> = scopes.iter().collect();
         let mut out: FilesByScope = HashMap::new();
         let mut records: HashMap<Scope, usize> = HashMap::new();
@@ -413,13 +462,19 @@ impl KeyIndex {
             let scope = self.scope_of_map(&f.partition_values_map());
             if wanted.contains(&scope) {
                 *records.entry(scope.clone()).or_default() += f.num_records().unwrap_or(0);
-                out.entry(scope).or_default().push((f.path().into_owned(), u64::try_from(f.size()).ok()));
+                out.entry(scope)
+                    .or_default()
+                    .push((f.path().into_owned(), u64::try_from(f.size()).ok()));
             }
         }
         Ok((out, records))
     }
 
-    async fn read_keys(&mut self, store: Arc<dyn ObjectStore>, files: Vec<(String, Option<u64>)>) -> Result<Vec<String>, LakeError> {
+    async fn read_keys(
+        &mut self,
+        store: Arc<dyn ObjectStore>,
+        files: Vec<(String, Option<u64>)>,
+    ) -> Result<Vec<String>, LakeError> {
         let table = self.table_name.clone();
         let column = self.def.key_column;
         let n = files.len();
@@ -429,7 +484,10 @@ impl KeyIndex {
                 let table = table.clone();
                 async move {
                     let mut keys = Vec::new();
-                    storage::files::for_each_string(store, &table, &path, size, column, |s| keys.push(s.to_string())).await?;
+                    storage::files::for_each_string(store, &table, &path, size, column, |s| {
+                        keys.push(s.to_string())
+                    })
+                    .await?;
                     Ok::<_, LakeError>(keys)
                 }
             })
@@ -443,9 +501,17 @@ impl KeyIndex {
     }
 }
 
-fn parse_action<T: serde::de::DeserializeOwned>(table: &str, version: i64, v: &serde_json::Value) -> Result<T, LakeError> {
+fn parse_action<T: serde::de::DeserializeOwned>(
+    table: &str,
+    version: i64,
+    v: &serde_json::Value,
+) -> Result<T, LakeError> {
     serde_json::from_value(v.clone()).map_err(|e| {
-        LakeError::delta(table, "parse log action", deltalake::DeltaTableError::Generic(format!("version {version}: {e}")))
+        LakeError::delta(
+            table,
+            "parse log action",
+            deltalake::DeltaTableError::Generic(format!("version {version}: {e}")),
+        )
     })
 }
 
@@ -459,7 +525,10 @@ mod tests {
         let u = "0190a3f2-7b1c-7cde-8f00-123456789abc";
         assert!(matches!(Key::of(u), Key::Uuid(_)));
         assert!(matches!(Key::of(&u.to_uppercase()), Key::Text(_)));
-        assert!(matches!(Key::of("0190a3f27b1c7cde8f00123456789abc"), Key::Text(_)));
+        assert!(matches!(
+            Key::of("0190a3f27b1c7cde8f00123456789abc"),
+            Key::Text(_)
+        ));
         assert!(matches!(Key::of("not-a-uuid"), Key::Text(_)));
         assert_ne!(Key::of(u), Key::of(&u.to_uppercase()));
     }

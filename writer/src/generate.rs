@@ -57,8 +57,18 @@ pub struct GenSummary {
 
 /// The 100 event names: 10 one-part, 30 two-part, 60 three-part.
 pub fn event_names() -> Vec<String> {
-    const TYPES: [&str; 10] =
-        ["payment", "order", "user", "session", "cart", "search", "email", "inventory", "shipment", "review"];
+    const TYPES: [&str; 10] = [
+        "payment",
+        "order",
+        "user",
+        "session",
+        "cart",
+        "search",
+        "email",
+        "inventory",
+        "shipment",
+        "review",
+    ];
     const SUBS: [&str; 3] = ["web", "mobile", "api"];
     const ACTIONS: [&str; 2] = ["created", "completed"];
     let mut names = Vec::with_capacity(100);
@@ -74,8 +84,20 @@ pub fn event_names() -> Vec<String> {
     names
 }
 
-const WORDS: [&str; 12] =
-    ["alpha", "Zürich", "naïve", "東京", "данные", "😀 party", "O'Brien", "line\nbreak", "tab\tsep", "quote\"d", "back\\slash", "plain"];
+const WORDS: [&str; 12] = [
+    "alpha",
+    "Zürich",
+    "naïve",
+    "東京",
+    "данные",
+    "😀 party",
+    "O'Brien",
+    "line\nbreak",
+    "tab\tsep",
+    "quote\"d",
+    "back\\slash",
+    "plain",
+];
 
 /// A generator; `next_line` yields one NDJSON line (without the newline).
 pub struct Generator {
@@ -89,7 +111,13 @@ pub struct Generator {
 impl Generator {
     pub fn new(cfg: GenConfig) -> Self {
         let rng = SmallRng::seed_from_u64(cfg.seed);
-        Generator { cfg, rng, names: event_names(), recent: Vec::new(), summary: GenSummary::default() }
+        Generator {
+            cfg,
+            rng,
+            names: event_names(),
+            recent: Vec::new(),
+            summary: GenSummary::default(),
+        }
     }
 
     pub fn next_line(&mut self) -> Vec<u8> {
@@ -97,7 +125,9 @@ impl Generator {
         let line = if roll < self.cfg.malformed_ratio {
             self.summary.malformed += 1;
             self.malformed()
-        } else if roll < self.cfg.malformed_ratio + self.cfg.duplicate_ratio && !self.recent.is_empty() {
+        } else if roll < self.cfg.malformed_ratio + self.cfg.duplicate_ratio
+            && !self.recent.is_empty()
+        {
             self.summary.duplicates += 1;
             // Mostly a recent retry, sometimes one from long ago (across batches).
             let i = if self.rng.random_bool(0.8) {
@@ -141,7 +171,8 @@ impl Generator {
             let millis: u32 = self.rng.random_range(1..1000);
             // Written as text to keep the exact digits (f64 would print them back the same).
             serde_json::Value::Number(
-                serde_json::Number::from_f64(secs as f64 + f64::from(millis) / 1000.0).unwrap_or_else(|| secs.into()),
+                serde_json::Number::from_f64(secs as f64 + f64::from(millis) / 1000.0)
+                    .unwrap_or_else(|| secs.into()),
             )
         } else {
             json!(secs)
@@ -157,9 +188,18 @@ impl Generator {
         let uuid = self.uuid();
         let created = self.created_at();
         let mut payload = serde_json::Map::new();
-        payload.insert("user_id".into(), json!(self.rng.random_range(1..1_000_000u32)));
-        payload.insert("amount".into(), json!(f64::from(self.rng.random_range(0..100_000u32)) / 100.0));
-        payload.insert("currency".into(), json!(["EUR", "USD", "GBP", "JPY"][self.rng.random_range(0..4)]));
+        payload.insert(
+            "user_id".into(),
+            json!(self.rng.random_range(1..1_000_000u32)),
+        );
+        payload.insert(
+            "amount".into(),
+            json!(f64::from(self.rng.random_range(0..100_000u32)) / 100.0),
+        );
+        payload.insert(
+            "currency".into(),
+            json!(["EUR", "USD", "GBP", "JPY"][self.rng.random_range(0..4)]),
+        );
         let w1 = self.word();
         let w2 = self.word();
         let os = ["ios", "android", "linux"][self.rng.random_range(0..3)];
@@ -171,7 +211,9 @@ impl Generator {
         );
         if self.rng.random_bool(self.cfg.large_ratio) {
             let n = self.rng.random_range(8 * 1024..64 * 1024);
-            let s: String = (0..n).map(|i| if i % 97 == 0 { 'é' } else { 'x' }).collect();
+            let s: String = (0..n)
+                .map(|i| if i % 97 == 0 { 'é' } else { 'x' })
+                .collect();
             payload.insert("blob".into(), json!(s));
         }
         // Common fields at a random place among the others, as real producers do.
@@ -200,15 +242,29 @@ impl Generator {
             0 => b"{\"event_uuid\": \"broken".to_vec(),
             1 => b"[1, 2, 3]".to_vec(),
             2 => format!(r#"{{"event_name":"order:web","created_at":{t}}}"#).into_bytes(),
-            3 => format!(r#"{{"event_uuid":"","event_name":"order:web","created_at":{t}}}"#).into_bytes(),
-            4 => format!(r#"{{"event_uuid":12345,"event_name":"order:web","created_at":{t}}}"#).into_bytes(),
+            3 => format!(r#"{{"event_uuid":"","event_name":"order:web","created_at":{t}}}"#)
+                .into_bytes(),
+            4 => format!(r#"{{"event_uuid":12345,"event_name":"order:web","created_at":{t}}}"#)
+                .into_bytes(),
             5 => format!(r#"{{"event_uuid":"{u}","created_at":{t}}}"#).into_bytes(),
-            6 => format!(r#"{{"event_uuid":"{u}","event_name":":web","created_at":{t}}}"#).into_bytes(),
-            7 => format!(r#"{{"event_uuid":"{u}","event_name":"order:web","created_at":"{t}"}}"#).into_bytes(),
-            8 => format!(r#"{{"event_uuid":"{u}","event_name":"order:web","created_at":{}}}"#, t * 1000).into_bytes(),
-            9 => format!(r#"{{"event_uuid":"{u}","event_name":"order:web","created_at":631152000}}"#).into_bytes(),
+            6 => format!(r#"{{"event_uuid":"{u}","event_name":":web","created_at":{t}}}"#)
+                .into_bytes(),
+            7 => format!(r#"{{"event_uuid":"{u}","event_name":"order:web","created_at":"{t}"}}"#)
+                .into_bytes(),
+            8 => format!(
+                r#"{{"event_uuid":"{u}","event_name":"order:web","created_at":{}}}"#,
+                t * 1000
+            )
+            .into_bytes(),
+            9 => {
+                format!(r#"{{"event_uuid":"{u}","event_name":"order:web","created_at":631152000}}"#)
+                    .into_bytes()
+            }
             10 => {
-                let mut v = format!(r#"{{"event_uuid":"{u}","event_name":"order:web","created_at":{t},"x":""#).into_bytes();
+                let mut v = format!(
+                    r#"{{"event_uuid":"{u}","event_name":"order:web","created_at":{t},"x":""#
+                )
+                .into_bytes();
                 v.extend_from_slice(&[0xff, 0xfe, b'"', b'}']);
                 v
             }
@@ -241,7 +297,11 @@ mod tests {
 
     #[test]
     fn deterministic_and_accounted() {
-        let cfg = GenConfig { count: 2000, end_time: 1_800_000_000, ..GenConfig::default() };
+        let cfg = GenConfig {
+            count: 2000,
+            end_time: 1_800_000_000,
+            ..GenConfig::default()
+        };
         let mut a = Vec::new();
         let mut g = Generator::new(cfg.clone());
         g.write_all(&mut a).expect("write");
@@ -256,7 +316,12 @@ mod tests {
 
     #[test]
     fn valid_lines_are_valid() {
-        let cfg = GenConfig { count: 500, malformed_ratio: 0.0, end_time: 1_800_000_000, ..GenConfig::default() };
+        let cfg = GenConfig {
+            count: 500,
+            malformed_ratio: 0.0,
+            end_time: 1_800_000_000,
+            ..GenConfig::default()
+        };
         let mut g = Generator::new(cfg);
         for _ in 0..500 {
             let l = g.next_line();
@@ -286,7 +351,10 @@ pub async fn put_kinesis(
     let key_of = |line: &[u8]| -> String {
         schemas::decode_event(line)
             .ok()
-            .and_then(|e| e.event_uuid.and_then(|u| schemas::decode::raw_as_str(u).map(|s| s.into_owned())))
+            .and_then(|e| {
+                e.event_uuid
+                    .and_then(|u| schemas::decode::raw_as_str(u).map(|s| s.into_owned()))
+            })
             .filter(|s| !s.is_empty() && s.len() <= 256)
             .unwrap_or_else(|| format!("{:x}", xxhash_rust::xxh3::xxh3_64(line)))
     };
@@ -301,13 +369,21 @@ pub async fn put_kinesis(
                     let refs: Vec<&[u8]> = agg.iter().map(Vec::as_slice).collect();
                     let key = key_of(refs[0]);
                     let blob = crate::source::kinesis::kpl::aggregate(&key, &refs);
-                    let entry = PutRecordsRequestEntry::builder().data(Blob::new(blob)).partition_key(key).build().map_err(|e| e.to_string())?;
+                    let entry = PutRecordsRequestEntry::builder()
+                        .data(Blob::new(blob))
+                        .partition_key(key)
+                        .build()
+                        .map_err(|e| e.to_string())?;
                     pending.push(entry);
                     agg.clear();
                 }
             } else {
                 let key = key_of(&line);
-                let entry = PutRecordsRequestEntry::builder().data(Blob::new(line)).partition_key(key).build().map_err(|e| e.to_string())?;
+                let entry = PutRecordsRequestEntry::builder()
+                    .data(Blob::new(line))
+                    .partition_key(key)
+                    .build()
+                    .map_err(|e| e.to_string())?;
                 pending.push(entry);
             }
         }
@@ -334,12 +410,17 @@ pub async fn put_kinesis(
                         sent += (batch.len() - failed.len()) as u64;
                         batch = failed;
                     }
-                    Err(e) if attempt < 10 => tracing::warn!(error = %e, "put records failed; retrying"),
+                    Err(e) if attempt < 10 => {
+                        tracing::warn!(error = %e, "put records failed; retrying")
+                    }
                     Err(e) => return Err(e),
                 }
                 if !batch.is_empty() {
                     attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt.min(20)))).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        100 * u64::from(attempt.min(20)),
+                    ))
+                    .await;
                 }
             }
             if rate > 0.0 {

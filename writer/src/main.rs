@@ -6,15 +6,19 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use storage::{CommitLock, StorageConfig};
 use schemas::ValidationRules;
+use storage::{CommitLock, StorageConfig};
 use writer::config::{DedupeConfig, FlushPolicy, PipelineConfig, Tables, parse_duration};
 use writer::generate::{GenConfig, Generator};
 use writer::pipeline::ingest;
 use writer::source::ndjson::NdjsonSource;
 
 #[derive(Parser)]
-#[command(name = "writer", version, about = "Writes JSON events into a deduplicated, partitioned Delta Lake table.")]
+#[command(
+    name = "writer",
+    version,
+    about = "Writes JSON events into a deduplicated, partitioned Delta Lake table."
+)]
 struct Cli {
     /// Log format: `text` (default on a terminal) or `json` (for production log shipping).
     #[arg(long, global = true, env = "LOG_FORMAT", default_value = "text")]
@@ -252,7 +256,9 @@ impl PipelineArgs {
                 max_bytes: self.max_batch_bytes.max(1),
                 max_latency: self.flush_interval,
             },
-            dedupe: DedupeConfig { memory_budget_bytes: self.dedupe_memory_mb.max(1) << 20 },
+            dedupe: DedupeConfig {
+                memory_budget_bytes: self.dedupe_memory_mb.max(1) << 20,
+            },
             validation: ValidationRules {
                 min_created_at: self.min_created_at,
                 max_future_secs: self.max_future.as_secs() as i64,
@@ -269,14 +275,25 @@ impl RunArgs {
             Some(p) => FileConfig::load(p).map_err(anyhow::Error::msg)?,
             None => FileConfig::default(),
         };
-        let dur = |flag: Option<std::time::Duration>, file: &Option<String>, default: &str| -> Result<std::time::Duration> {
+        let dur = |flag: Option<std::time::Duration>,
+                   file: &Option<String>,
+                   default: &str|
+         -> Result<std::time::Duration> {
             match (flag, file) {
                 (Some(d), _) => Ok(d),
                 (None, Some(s)) => parse_duration(s).map_err(anyhow::Error::msg),
                 (None, None) => parse_duration(default).map_err(anyhow::Error::msg),
             }
         };
-        let need = |v: Option<String>, name: &str| v.with_context(|| format!("--{name} (or WRITER_{}, or `{}` in the config file) is required", name.to_uppercase().replace('-', "_"), name.replace('-', "_")));
+        let need = |v: Option<String>, name: &str| {
+            v.with_context(|| {
+                format!(
+                    "--{name} (or WRITER_{}, or `{}` in the config file) is required",
+                    name.to_uppercase().replace('-', "_"),
+                    name.replace('-', "_")
+                )
+            })
+        };
         let commit_lock = match (self.commit_lock, &file.commit_lock) {
             (Some(c), _) => Some(c),
             (None, Some(s)) => Some(s.parse::<CommitLock>().map_err(anyhow::Error::msg)?),
@@ -295,34 +312,68 @@ impl RunArgs {
         if let Some(v) = self.flush_interval {
             flush.max_latency = v;
         }
-        let start = self.start_position.or(file.start_position).unwrap_or_else(|| "TRIM_HORIZON".into());
-        let writer_id = self.writer_id.or(file.writer_id).unwrap_or_else(|| format!("{}-{}", default_writer_id(), &uuid::Uuid::new_v4().simple().to_string()[..8]));
+        let start = self
+            .start_position
+            .or(file.start_position)
+            .unwrap_or_else(|| "TRIM_HORIZON".into());
+        let writer_id = self.writer_id.or(file.writer_id).unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                default_writer_id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            )
+        });
         let port = self.metrics_port.or(file.metrics_port).unwrap_or(9898);
         Ok(writer::service::ServiceConfig {
             stream: need(self.stream.or(file.stream), "stream")?,
             pipeline: PipelineConfig {
                 tables: Tables {
                     events_uri: need(self.table.or(file.table), "table")?,
-                    rejected_uri: need(self.rejected_table.or(file.rejected_table), "rejected-table")?,
+                    rejected_uri: need(
+                        self.rejected_table.or(file.rejected_table),
+                        "rejected-table",
+                    )?,
                     storage: StorageConfig {
                         commit_lock,
-                        lock_table: self.lock_table.or(file.lock_table).unwrap_or_else(|| storage::lock::DEFAULT_LOCK_TABLE.into()),
+                        lock_table: self
+                            .lock_table
+                            .or(file.lock_table)
+                            .unwrap_or_else(|| storage::lock::DEFAULT_LOCK_TABLE.into()),
                         lock_path_scheme: self.lock_path_scheme.or(file.lock_path_scheme),
                         ..StorageConfig::default()
                     },
                 },
                 flush,
-                dedupe: DedupeConfig { memory_budget_bytes: self.dedupe_memory_mb.or(file.dedupe_memory_mb).unwrap_or(1024).max(1) << 20 },
+                dedupe: DedupeConfig {
+                    memory_budget_bytes: self
+                        .dedupe_memory_mb
+                        .or(file.dedupe_memory_mb)
+                        .unwrap_or(1024)
+                        .max(1)
+                        << 20,
+                },
                 validation: ValidationRules {
-                    min_created_at: self.min_created_at.unwrap_or(schemas::validate::DEFAULT_MIN_CREATED_AT),
-                    max_future_secs: self.max_future.map_or(schemas::validate::DEFAULT_MAX_FUTURE_SECS, |d| d.as_secs() as i64),
+                    min_created_at: self
+                        .min_created_at
+                        .unwrap_or(schemas::validate::DEFAULT_MIN_CREATED_AT),
+                    max_future_secs: self
+                        .max_future
+                        .map_or(schemas::validate::DEFAULT_MAX_FUTURE_SECS, |d| {
+                            d.as_secs() as i64
+                        }),
                 },
                 writer_id,
             },
-            lease_table: self.lease_table.or(file.lease_table).unwrap_or_else(|| "events_lake_leases".into()),
+            lease_table: self
+                .lease_table
+                .or(file.lease_table)
+                .unwrap_or_else(|| "events_lake_leases".into()),
             lease_duration: dur(self.lease_duration, &file.lease_duration, "10s")?,
             start: start.parse().map_err(anyhow::Error::msg)?,
-            metrics_host: self.metrics_host.or(file.metrics_host).unwrap_or_else(|| "0.0.0.0".into()),
+            metrics_host: self
+                .metrics_host
+                .or(file.metrics_host)
+                .unwrap_or_else(|| "0.0.0.0".into()),
             metrics_port: (port != 0).then_some(port),
             shutdown_deadline: dur(self.shutdown_deadline, &file.shutdown_deadline, "25s")?,
             exit_when_idle: match (self.exit_when_idle, &file.exit_when_idle) {
@@ -340,17 +391,30 @@ impl RunArgs {
 fn default_writer_id() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into());
     format!("{host}-{}", std::process::id())
 }
 
 fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,deltalake=warn,deltalake_core=warn,buoyant_kernel=warn,delta_kernel=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=warn,delta_kernel=warn",
+        )
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
-        builder.json().flatten_event(true).with_current_span(false).init();
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
     } else {
         builder.with_ansi(std::io::stderr().is_terminal()).init();
     }
@@ -359,7 +423,10 @@ fn init_logging(format: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -382,7 +449,8 @@ async fn run(command: Command) -> Result<()> {
             let input = args.input.clone();
             let config = args.pipeline.into_config();
             let table = config.tables.events_uri.clone();
-            let source = NdjsonSource::open(&input).with_context(|| format!("opening input {input}"))?;
+            let source =
+                NdjsonSource::open(&input).with_context(|| format!("opening input {input}"))?;
             let summary = ingest(config, source, NdjsonSource::blank_lines)
                 .await
                 .with_context(|| format!("ingesting {input} into {table}"))?;
@@ -390,7 +458,9 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Run(args) => {
             let config = args.resolve()?;
-            let service = writer::service::Service::start(config).await.context("starting the service")?;
+            let service = writer::service::Service::start(config)
+                .await
+                .context("starting the service")?;
             let summary = service.run().await.context("running the service")?;
             print_last_line(&serde_json::to_value(&summary)?)
         }
@@ -416,15 +486,23 @@ async fn run(command: Command) -> Result<()> {
                 late_ratio: args.late_ratio,
                 max_lateness_secs: args.max_lateness.as_secs() as i64,
                 large_ratio: args.large_ratio,
-                end_time: args.end_time.unwrap_or_else(|| chrono::Utc::now().timestamp()),
+                end_time: args
+                    .end_time
+                    .unwrap_or_else(|| chrono::Utc::now().timestamp()),
             };
             let mut generator = Generator::new(cfg);
             if let Some(stream) = &args.kinesis_stream {
                 let client = writer::source::kinesis::client().await;
-                let records = writer::generate::put_kinesis(&mut generator, &client, stream, args.rate, args.kpl_aggregate)
-                    .await
-                    .map_err(anyhow::Error::msg)
-                    .with_context(|| format!("sending to Kinesis stream {stream}"))?;
+                let records = writer::generate::put_kinesis(
+                    &mut generator,
+                    &client,
+                    stream,
+                    args.rate,
+                    args.kpl_aggregate,
+                )
+                .await
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("sending to Kinesis stream {stream}"))?;
                 let mut v = serde_json::to_value(&generator.summary)?;
                 v["kinesis_records"] = serde_json::json!(records);
                 return print_last_line(&v);
@@ -435,9 +513,12 @@ async fn run(command: Command) -> Result<()> {
                 generator.write_all(&mut out).context("writing to stdout")?;
                 eprintln!("{}", serde_json::to_string(&generator.summary)?);
             } else {
-                let file = std::fs::File::create(&args.output).with_context(|| format!("creating {}", args.output))?;
+                let file = std::fs::File::create(&args.output)
+                    .with_context(|| format!("creating {}", args.output))?;
                 let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-                generator.write_all(&mut out).with_context(|| format!("writing {}", args.output))?;
+                generator
+                    .write_all(&mut out)
+                    .with_context(|| format!("writing {}", args.output))?;
                 print_last_line(&serde_json::to_value(&generator.summary)?)?;
             }
             Ok(())

@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use deltalake::kernel::Transaction;
 use hashbrown::HashSet;
-use storage::LakeError;
 use schemas::table::{EVENTS, REJECTED};
 use serde::Serialize;
 use serde_json::{Value, json};
+use storage::LakeError;
 
 use crate::batch::Batcher;
 use crate::commit::{AppendError, TableSink};
@@ -26,14 +26,26 @@ pub enum PipelineError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error("fenced: txn {app_id} is at {found:?}, expected {expected:?}")]
-    Fenced { app_id: String, expected: Option<i64>, found: Option<i64> },
+    Fenced {
+        app_id: String,
+        expected: Option<i64>,
+        found: Option<i64>,
+    },
 }
 
 impl From<AppendError> for PipelineError {
     fn from(e: AppendError) -> Self {
         match e {
             AppendError::Lake(l) => PipelineError::Lake(l),
-            AppendError::Fenced { app_id, expected, found } => PipelineError::Fenced { app_id, expected, found },
+            AppendError::Fenced {
+                app_id,
+                expected,
+                found,
+            } => PipelineError::Fenced {
+                app_id,
+                expected,
+                found,
+            },
         }
     }
 }
@@ -86,8 +98,17 @@ impl Pipeline {
         let budget = config.dedupe.memory_budget_bytes;
         let events = TableSink::new(t.events_uri.clone(), events, &EVENTS, budget);
         // The rejected table is small; a fixed slice of the budget is plenty.
-        let rejected = TableSink::new(t.rejected_uri.clone(), rejected, &REJECTED, (budget / 8).max(16 << 20));
-        Ok(Pipeline { config, events, rejected })
+        let rejected = TableSink::new(
+            t.rejected_uri.clone(),
+            rejected,
+            &REJECTED,
+            (budget / 8).max(16 << 20),
+        );
+        Ok(Pipeline {
+            config,
+            events,
+            rejected,
+        })
     }
 
     pub fn config(&self) -> &PipelineConfig {
@@ -107,14 +128,20 @@ impl Pipeline {
         let started = Instant::now();
         let now = chrono::Utc::now();
         let rules = self.config.validation;
-        let decoded = tokio::task::block_in_place(|| decode_batch(records, &rules, now.timestamp()));
+        let decoded =
+            tokio::task::block_in_place(|| decode_batch(records, &rules, now.timestamp()));
         let at_micros = now.timestamp_micros();
-        let lineage = || Lineage { source, records, at_micros };
+        let lineage = || Lineage {
+            source,
+            records,
+            at_micros,
+        };
 
         // In-batch dedupe: first occurrence wins (decode preserves input order). Scoped to
         // the partition like the table check, so the result never depends on where batch
         // boundaries fall.
-        let mut seen: HashSet<(&str, i32, &crate::dedupe::Key)> = HashSet::with_capacity(decoded.events.len());
+        let mut seen: HashSet<(&str, i32, &crate::dedupe::Key)> =
+            HashSet::with_capacity(decoded.events.len());
         let keep: Vec<usize> = (0..decoded.events.len())
             .filter(|&i| {
                 let e = &decoded.events[i];
@@ -130,8 +157,14 @@ impl Pipeline {
             ..Counts::default()
         };
         let mut meta = extra_meta.clone();
-        meta.insert("writer".into(), json!({"id": self.config.writer_id, "version": env!("CARGO_PKG_VERSION")}));
-        meta.insert("source".into(), json!({"name": source, "positions": position_ranges(records)}));
+        meta.insert(
+            "writer".into(),
+            json!({"id": self.config.writer_id, "version": env!("CARGO_PKG_VERSION")}),
+        );
+        meta.insert(
+            "source".into(),
+            json!({"name": source, "positions": position_ranges(records)}),
+        );
 
         // Rejections first: they are idempotent (keyed by origin), so if we crash before the
         // events commit, replaying the batch cannot record them twice.
@@ -146,7 +179,11 @@ impl Pipeline {
             report.conflicts += out.conflicts;
         }
 
-        let rows = EventRows { rows: &decoded.events, keep: &keep, lineage: lineage() };
+        let rows = EventRows {
+            rows: &decoded.events,
+            keep: &keep,
+            lineage: lineage(),
+        };
         let mut m = meta;
         m.insert(
             "counts".into(),
@@ -159,7 +196,10 @@ impl Pipeline {
         report.conflicts += out.conflicts;
         report.counts = counts;
         report.commit_ms = started.elapsed().as_millis() as u64;
-        debug_assert_eq!(counts.read, counts.written + counts.duplicates + counts.rejected);
+        debug_assert_eq!(
+            counts.read,
+            counts.written + counts.duplicates + counts.rejected
+        );
         Ok(report)
     }
 }
@@ -170,7 +210,10 @@ fn position_ranges(records: &[RawRecord]) -> Value {
     for r in records {
         let shard = r.position.shard().unwrap_or("").to_string();
         let pos = r.position.position_text();
-        ranges.entry(shard).and_modify(|e| e.1 = pos.clone()).or_insert_with(|| (pos.clone(), pos));
+        ranges
+            .entry(shard)
+            .and_modify(|e| e.1 = pos.clone())
+            .or_insert_with(|| (pos.clone(), pos));
     }
     Value::Array(
         ranges
@@ -217,7 +260,9 @@ pub async fn ingest<S: Source>(
     loop {
         let batch = batcher.next(&mut source).await?;
         if !batch.records.is_empty() {
-            let report = pipeline.process(&name, &batch.records, Vec::new(), &[], &HashMap::new()).await?;
+            let report = pipeline
+                .process(&name, &batch.records, Vec::new(), &[], &HashMap::new())
+                .await?;
             batches += 1;
             conflicts += u64::from(report.conflicts);
             total.add(&report.counts);
@@ -245,7 +290,11 @@ pub async fn ingest<S: Source>(
         commit_conflicts: conflicts,
         blank_lines: blank_lines(&source),
         duration_ms: (secs * 1000.0) as u64,
-        events_per_sec: if secs > 0.0 { (total.read as f64 / secs).round() } else { 0.0 },
+        events_per_sec: if secs > 0.0 {
+            (total.read as f64 / secs).round()
+        } else {
+            0.0
+        },
         dedupe_index: pipeline.events.index_stats(),
     })
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use deltalake::arrow::array::{
     ArrayRef, BinaryBuilder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
-use storage::files::PartitionValues;
 use schemas::table::{CREATED_DATE, EVENT_TYPE, EVENTS, REJECTED, REJECTED_DATE};
+use storage::files::PartitionValues;
 
 use crate::decode::{EventRow, RejectRow};
 use crate::dedupe::Key;
@@ -44,7 +44,10 @@ impl SinkRows for EventRows<'_> {
         let mut groups: BTreeMap<(&str, i32), Vec<usize>> = BTreeMap::new();
         for &i in self.keep {
             let r = &self.rows[i];
-            groups.entry((r.event_type(), r.created_days)).or_default().push(i);
+            groups
+                .entry((r.event_type(), r.created_days))
+                .or_default()
+                .push(i);
         }
         groups
             .into_iter()
@@ -52,7 +55,10 @@ impl SinkRows for EventRows<'_> {
                 (
                     vec![
                         (EVENT_TYPE.to_string(), Some(t.to_string())),
-                        (CREATED_DATE.to_string(), Some(schemas::time::format_date(i64::from(d)))),
+                        (
+                            CREATED_DATE.to_string(),
+                            Some(schemas::time::format_date(i64::from(d))),
+                        ),
                     ],
                     idx,
                 )
@@ -66,7 +72,8 @@ impl SinkRows for EventRows<'_> {
 
     fn to_batch(&self, idx: &[usize]) -> Result<RecordBatch, deltalake::arrow::error::ArrowError> {
         let n = idx.len();
-        let bytes = |f: fn(&EventRow) -> usize| idx.iter().map(|&i| f(&self.rows[i])).sum::<usize>();
+        let bytes =
+            |f: fn(&EventRow) -> usize| idx.iter().map(|&i| f(&self.rows[i])).sum::<usize>();
         let mut uuid = StringBuilder::with_capacity(n, bytes(|r| r.uuid.len()));
         let mut name = StringBuilder::with_capacity(n, bytes(|r| r.name.len()));
         let mut created_at = Int64Builder::with_capacity(n);
@@ -122,9 +129,15 @@ impl<'a> RejectRows<'a> {
     pub fn new(rows: &'a [RejectRow], lineage: Lineage<'a>) -> Self {
         let keys = rows
             .iter()
-            .map(|r| Key::Text(rejection_id(lineage.source, &lineage.records[r.record as usize]).into()))
+            .map(|r| {
+                Key::Text(rejection_id(lineage.source, &lineage.records[r.record as usize]).into())
+            })
             .collect();
-        RejectRows { rows, keys, lineage }
+        RejectRows {
+            rows,
+            keys,
+            lineage,
+        }
     }
 }
 
@@ -145,7 +158,10 @@ impl SinkRows for RejectRows<'_> {
     fn partitions(&self) -> Vec<(PartitionValues, Vec<usize>)> {
         let day = self.lineage.at_micros.div_euclid(86_400_000_000);
         vec![(
-            vec![(REJECTED_DATE.to_string(), Some(schemas::time::format_date(day)))],
+            vec![(
+                REJECTED_DATE.to_string(),
+                Some(schemas::time::format_date(day)),
+            )],
             (0..self.rows.len()).collect(),
         )]
     }

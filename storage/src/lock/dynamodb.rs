@@ -38,8 +38,8 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use deltalake::kernel::transaction::TransactionError;
-use deltalake::logstore::{CommitOrBytes, LogStore, LogStoreConfig, commit_uri_from_version};
 use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::logstore::{CommitOrBytes, LogStore, LogStoreConfig, commit_uri_from_version};
 use deltalake::{DeltaResult, DeltaTableError, ObjectStore, ObjectStoreError, Path};
 use tokio::sync::OnceCell;
 use url::Url;
@@ -88,8 +88,19 @@ pub struct DynamoDbLogStore {
 }
 
 impl DynamoDbLogStore {
-    pub fn new(inner: Arc<dyn LogStore>, store: Arc<dyn ObjectStore>, table_path: String, lock_table: String) -> Self {
-        DynamoDbLogStore { inner, store, table_path, lock_table, client: OnceCell::new() }
+    pub fn new(
+        inner: Arc<dyn LogStore>,
+        store: Arc<dyn ObjectStore>,
+        table_path: String,
+        lock_table: String,
+    ) -> Self {
+        DynamoDbLogStore {
+            inner,
+            store,
+            table_path,
+            lock_table,
+            client: OnceCell::new(),
+        }
     }
 
     async fn client(&self) -> &aws_sdk_dynamodb::Client {
@@ -101,23 +112,41 @@ impl DynamoDbLogStore {
             "table {} (lock table {}), version {version}: {step}: {e}",
             self.table_path, self.lock_table
         );
-        TransactionError::LogStoreError { msg: msg.clone(), source: msg.into() }
+        TransactionError::LogStoreError {
+            msg: msg.clone(),
+            source: msg.into(),
+        }
     }
 
     fn key(&self, version: u64) -> HashMap<String, AttributeValue> {
         HashMap::from([
-            (ATTR_TABLE_PATH.to_string(), AttributeValue::S(self.table_path.clone())),
-            (ATTR_FILE_NAME.to_string(), AttributeValue::S(file_name(version))),
+            (
+                ATTR_TABLE_PATH.to_string(),
+                AttributeValue::S(self.table_path.clone()),
+            ),
+            (
+                ATTR_FILE_NAME.to_string(),
+                AttributeValue::S(file_name(version)),
+            ),
         ])
     }
 
     fn item(&self, entry: &Entry) -> HashMap<String, AttributeValue> {
         let mut item = self.key(entry.version);
-        item.insert(ATTR_TEMP_PATH.into(), AttributeValue::S(entry.temp_path.clone()));
-        item.insert(ATTR_COMPLETE.into(), AttributeValue::S(if entry.complete { "true" } else { "false" }.into()));
+        item.insert(
+            ATTR_TEMP_PATH.into(),
+            AttributeValue::S(entry.temp_path.clone()),
+        );
+        item.insert(
+            ATTR_COMPLETE.into(),
+            AttributeValue::S(if entry.complete { "true" } else { "false" }.into()),
+        );
         if entry.complete {
             let expire = chrono::Utc::now().timestamp() as u64 + ENTRY_TTL_SECS;
-            item.insert(ATTR_EXPIRE_TIME.into(), AttributeValue::N(expire.to_string()));
+            item.insert(
+                ATTR_EXPIRE_TIME.into(),
+                AttributeValue::N(expire.to_string()),
+            );
         }
         item
     }
@@ -126,8 +155,15 @@ impl DynamoDbLogStore {
         let name = item.get(ATTR_FILE_NAME)?.as_s().ok()?;
         let version = name.strip_suffix(".json")?.parse().ok()?;
         let temp_path = item.get(ATTR_TEMP_PATH)?.as_s().ok()?.clone();
-        let complete = item.get(ATTR_COMPLETE).and_then(|c| c.as_s().ok()).is_some_and(|c| c == "true");
-        Some(Entry { version, temp_path, complete })
+        let complete = item
+            .get(ATTR_COMPLETE)
+            .and_then(|c| c.as_s().ok())
+            .is_some_and(|c| c == "true");
+        Some(Entry {
+            version,
+            temp_path,
+            complete,
+        })
     }
 
     /// The entry for `version`, read consistently.
@@ -141,7 +177,13 @@ impl DynamoDbLogStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.fail(version, "get lock entry", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                self.fail(
+                    version,
+                    "get lock entry",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
+                )
+            })?;
         Ok(out.item().and_then(Self::parse))
     }
 
@@ -160,7 +202,13 @@ impl DynamoDbLogStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.fail(0, "query latest lock entry", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                self.fail(
+                    0,
+                    "query latest lock entry",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
+                )
+            })?;
         Ok(out.items().first().and_then(Self::parse))
     }
 
@@ -206,7 +254,10 @@ impl DynamoDbLogStore {
     }
 
     async fn mark_complete(&self, entry: &Entry) -> Result<(), TransactionError> {
-        let done = Entry { complete: true, ..entry.clone() };
+        let done = Entry {
+            complete: true,
+            ..entry.clone()
+        };
         self.client()
             .await
             .put_item()
@@ -215,7 +266,13 @@ impl DynamoDbLogStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| self.fail(entry.version, "mark entry complete", aws_sdk_dynamodb::error::DisplayErrorContext(e)))
+            .map_err(|e| {
+                self.fail(
+                    entry.version,
+                    "mark entry complete",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
+                )
+            })
     }
 
     async fn repair_latest(&self) -> Result<(), TransactionError> {
@@ -251,8 +308,14 @@ impl LogStore for DynamoDbLogStore {
         let bytes = match commit_or_bytes {
             CommitOrBytes::LogBytes(b) => b,
             CommitOrBytes::TmpCommit(p) => {
-                let r = self.store.get(&p).await.map_err(|e| self.fail(version, "read temp commit", e))?;
-                r.bytes().await.map_err(|e| self.fail(version, "read temp commit", e))?
+                let r = self
+                    .store
+                    .get(&p)
+                    .await
+                    .map_err(|e| self.fail(version, "read temp commit", e))?;
+                r.bytes()
+                    .await
+                    .map_err(|e| self.fail(version, "read temp commit", e))?
             }
         };
         let target = commit_uri_from_version(Some(version));
@@ -267,8 +330,15 @@ impl LogStore for DynamoDbLogStore {
                 Some(prev) if !prev.complete => self.repair(&prev).await?,
                 Some(_) => {}
                 None => {
-                    if !self.exists(&commit_uri_from_version(Some(version - 1)), version).await? {
-                        return Err(self.fail(version, "check previous commit", "previous version is missing"));
+                    if !self
+                        .exists(&commit_uri_from_version(Some(version - 1)), version)
+                        .await?
+                    {
+                        return Err(self.fail(
+                            version,
+                            "check previous commit",
+                            "previous version is missing",
+                        ));
                     }
                 }
             }
@@ -280,7 +350,11 @@ impl LogStore for DynamoDbLogStore {
             .await
             .map_err(|e| self.fail(version, "write temp commit", e))?;
         // 4. The commit point: the conditional put.
-        let entry = Entry { version, temp_path, complete: false };
+        let entry = Entry {
+            version,
+            temp_path,
+            complete: false,
+        };
         let put = self
             .client()
             .await
@@ -292,9 +366,15 @@ impl LogStore for DynamoDbLogStore {
             .send()
             .await;
         if let Err(e) = put {
-            let lost = e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception());
+            let lost = e
+                .as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception());
             if !lost {
-                return Err(self.fail(version, "put lock entry", aws_sdk_dynamodb::error::DisplayErrorContext(e)));
+                return Err(self.fail(
+                    version,
+                    "put lock entry",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
+                ));
             }
             // Ours after all? (An SDK retry of a put whose first response was lost.)
             match self.entry(version).await? {

@@ -11,7 +11,10 @@ pub mod dynamodb;
 use std::str::FromStr;
 use std::sync::{Arc, Once};
 
-use deltalake::logstore::{LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig as DeltaStorageConfig, default_logstore, logstore_factories};
+use deltalake::logstore::{
+    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig as DeltaStorageConfig,
+    default_logstore, logstore_factories,
+};
 use deltalake::{DeltaResult, DeltaTableError};
 use url::Url;
 
@@ -47,7 +50,9 @@ impl FromStr for CommitLock {
         match s {
             "dynamodb" => Ok(CommitLock::DynamoDb),
             "s3-conditional" => Ok(CommitLock::S3Conditional),
-            other => Err(format!("unknown commit lock `{other}` (expected `dynamodb` or `s3-conditional`)")),
+            other => Err(format!(
+                "unknown commit lock `{other}` (expected `dynamodb` or `s3-conditional`)"
+            )),
         }
     }
 }
@@ -89,9 +94,20 @@ impl LogStoreFactory for S3CommitLockFactory {
             // The default log store writes `N.json` with a conditional put.
             CommitLock::S3Conditional => Ok(inner),
             CommitLock::DynamoDb => {
-                let lock_table = raw.get(OPT_LOCK_TABLE).cloned().unwrap_or_else(|| DEFAULT_LOCK_TABLE.to_string());
-                let table_path = dynamodb::table_path_key(location, raw.get(OPT_LOCK_PATH_SCHEME).map(String::as_str));
-                Ok(Arc::new(dynamodb::DynamoDbLogStore::new(inner, prefixed_store, table_path, lock_table)))
+                let lock_table = raw
+                    .get(OPT_LOCK_TABLE)
+                    .cloned()
+                    .unwrap_or_else(|| DEFAULT_LOCK_TABLE.to_string());
+                let table_path = dynamodb::table_path_key(
+                    location,
+                    raw.get(OPT_LOCK_PATH_SCHEME).map(String::as_str),
+                );
+                Ok(Arc::new(dynamodb::DynamoDbLogStore::new(
+                    inner,
+                    prefixed_store,
+                    table_path,
+                    lock_table,
+                )))
             }
         }
     }

@@ -60,7 +60,8 @@ pub struct FlushFile {
 
 impl FileConfig {
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))
     }
 }
@@ -102,8 +103,16 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(f.stream.as_deref(), Some("events"));
-        let flush = f.flush.as_ref().map(|x| x.apply(FlushPolicy::default())).transpose().expect("flush");
-        assert_eq!(flush.map(|p| (p.max_events, p.max_latency)), Some((1000, Duration::from_secs(2))));
+        let flush = f
+            .flush
+            .as_ref()
+            .map(|x| x.apply(FlushPolicy::default()))
+            .transpose()
+            .expect("flush");
+        assert_eq!(
+            flush.map(|p| (p.max_events, p.max_latency)),
+            Some((1000, Duration::from_secs(2)))
+        );
         assert!(toml::from_str::<FileConfig>("strem = \"x\"").is_err());
     }
 }

@@ -12,7 +12,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const LATENCY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
-const SIZE_BUCKETS: [f64; 7] = [10.0, 100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0, 10_000_000.0];
+const SIZE_BUCKETS: [f64; 7] = [
+    10.0,
+    100.0,
+    1_000.0,
+    10_000.0,
+    100_000.0,
+    1_000_000.0,
+    10_000_000.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -38,9 +46,17 @@ impl Histogram {
     fn render(&self, out: &mut String, name: &str, help: &str, bounds: &[f64]) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (i, b) in bounds.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", self.buckets.get(i).copied().unwrap_or(0));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{b}\"}} {}",
+                self.buckets.get(i).copied().unwrap_or(0)
+            );
         }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}", self.count, self.sum, self.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}",
+            self.count, self.sum, self.count
+        );
     }
 }
 
@@ -93,24 +109,68 @@ impl Metrics {
     }
 
     pub fn healthy(&self, max_silence: Duration) -> bool {
-        self.last_loop.lock().ok().and_then(|t| *t).is_some_and(|t| t.elapsed() <= max_silence)
+        self.last_loop
+            .lock()
+            .ok()
+            .and_then(|t| *t)
+            .is_some_and(|t| t.elapsed() <= max_silence)
     }
 
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         let counters = [
-            ("events_lake_records_read_total", "Records read from the source.", &self.records_read),
-            ("events_lake_events_written_total", "Events committed to the events table.", &self.events_written),
-            ("events_lake_duplicates_total", "Events dropped as duplicates (in batch or already in the table).", &self.duplicates),
-            ("events_lake_rejected_total", "Records rejected (sent to the rejected-events table).", &self.rejected),
-            ("events_lake_commits_total", "Batches committed.", &self.commits),
-            ("events_lake_commit_conflicts_total", "Commit attempts that lost a race and were retried.", &self.commit_conflicts),
-            ("events_lake_commit_failures_total", "Batches whose commit failed and were re-read.", &self.commit_failures),
-            ("events_lake_leases_lost_total", "Shard leases lost to other workers.", &self.leases_lost),
-            ("events_lake_leases_taken_total", "Shard leases taken.", &self.leases_taken),
+            (
+                "events_lake_records_read_total",
+                "Records read from the source.",
+                &self.records_read,
+            ),
+            (
+                "events_lake_events_written_total",
+                "Events committed to the events table.",
+                &self.events_written,
+            ),
+            (
+                "events_lake_duplicates_total",
+                "Events dropped as duplicates (in batch or already in the table).",
+                &self.duplicates,
+            ),
+            (
+                "events_lake_rejected_total",
+                "Records rejected (sent to the rejected-events table).",
+                &self.rejected,
+            ),
+            (
+                "events_lake_commits_total",
+                "Batches committed.",
+                &self.commits,
+            ),
+            (
+                "events_lake_commit_conflicts_total",
+                "Commit attempts that lost a race and were retried.",
+                &self.commit_conflicts,
+            ),
+            (
+                "events_lake_commit_failures_total",
+                "Batches whose commit failed and were re-read.",
+                &self.commit_failures,
+            ),
+            (
+                "events_lake_leases_lost_total",
+                "Shard leases lost to other workers.",
+                &self.leases_lost,
+            ),
+            (
+                "events_lake_leases_taken_total",
+                "Shard leases taken.",
+                &self.leases_taken,
+            ),
         ];
         for (name, help, v) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
         }
         let _ = writeln!(
             out,
@@ -118,15 +178,31 @@ impl Metrics {
             self.leases_owned.load(Ordering::Relaxed)
         );
         if let Ok(h) = self.commit_latency.lock() {
-            h.render(&mut out, "events_lake_commit_latency_seconds", "Time to commit a batch (both tables).", &LATENCY_BUCKETS);
+            h.render(
+                &mut out,
+                "events_lake_commit_latency_seconds",
+                "Time to commit a batch (both tables).",
+                &LATENCY_BUCKETS,
+            );
         }
         if let Ok(h) = self.batch_size.lock() {
-            h.render(&mut out, "events_lake_batch_records", "Records per committed batch.", &SIZE_BUCKETS);
+            h.render(
+                &mut out,
+                "events_lake_batch_records",
+                "Records per committed batch.",
+                &SIZE_BUCKETS,
+            );
         }
-        let _ = writeln!(out, "# HELP events_lake_shard_millis_behind_latest Lag reported by GetRecords.\n# TYPE events_lake_shard_millis_behind_latest gauge");
+        let _ = writeln!(
+            out,
+            "# HELP events_lake_shard_millis_behind_latest Lag reported by GetRecords.\n# TYPE events_lake_shard_millis_behind_latest gauge"
+        );
         if let Ok(m) = self.lag.lock() {
             for (shard, v) in m.iter() {
-                let _ = writeln!(out, "events_lake_shard_millis_behind_latest{{shard=\"{shard}\"}} {v}");
+                let _ = writeln!(
+                    out,
+                    "events_lake_shard_millis_behind_latest{{shard=\"{shard}\"}} {v}"
+                );
             }
         }
         out
@@ -136,7 +212,9 @@ impl Metrics {
 /// Serve `/healthz` and `/metrics` until the process exits.
 pub async fn serve(listener: TcpListener, metrics: std::sync::Arc<Metrics>, max_silence: Duration) {
     loop {
-        let Ok((mut sock, _)) = listener.accept().await else { continue };
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
@@ -155,8 +233,14 @@ pub async fn serve(listener: TcpListener, metrics: std::sync::Arc<Metrics>, max_
             let head = String::from_utf8_lossy(&buf[..n]);
             let path = head.split_whitespace().nth(1).unwrap_or("/");
             let (status, body, ctype) = match path {
-                "/healthz" if metrics.healthy(max_silence) => ("200 OK", "ok\n".to_string(), "text/plain"),
-                "/healthz" => ("503 Service Unavailable", "stalled\n".to_string(), "text/plain"),
+                "/healthz" if metrics.healthy(max_silence) => {
+                    ("200 OK", "ok\n".to_string(), "text/plain")
+                }
+                "/healthz" => (
+                    "503 Service Unavailable",
+                    "stalled\n".to_string(),
+                    "text/plain",
+                ),
                 "/metrics" => ("200 OK", metrics.render(), "text/plain; version=0.0.4"),
                 _ => ("404 Not Found", "not found\n".to_string(), "text/plain"),
             };
@@ -183,6 +267,10 @@ mod tests {
         assert!(text.contains("events_lake_records_read_total 5"));
         assert!(text.contains("events_lake_commit_latency_seconds_bucket{le=\"0.5\"} 1"));
         assert!(text.contains("events_lake_commit_latency_seconds_bucket{le=\"0.25\"} 0"));
-        assert!(text.contains("events_lake_shard_millis_behind_latest{shard=\"shardId-000000000000\"} 42"));
+        assert!(
+            text.contains(
+                "events_lake_shard_millis_behind_latest{shard=\"shardId-000000000000\"} 42"
+            )
+        );
     }
 }

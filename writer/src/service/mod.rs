@@ -110,14 +110,25 @@ impl Service {
     pub async fn start(cfg: ServiceConfig) -> Result<Self, ServiceError> {
         let pipeline = Pipeline::open(cfg.pipeline.clone()).await?;
         let ddb = storage::aws::dynamodb().await;
-        let leases = LeaseTable::new(ddb, cfg.lease_table.clone(), cfg.pipeline.writer_id.clone(), cfg.lease_duration);
+        let leases = LeaseTable::new(
+            ddb,
+            cfg.lease_table.clone(),
+            cfg.pipeline.writer_id.clone(),
+            cfg.lease_duration,
+        );
         leases.ensure().await?;
         let kinesis = crate::source::kinesis::client().await;
         let (tx, rx) = mpsc::channel(64);
         let metrics = Arc::new(Metrics::default());
         if let Some(port) = cfg.metrics_port {
-            let listener = tokio::net::TcpListener::bind((cfg.metrics_host.as_str(), port)).await.map_err(ServiceError::Metrics)?;
-            tokio::spawn(metrics::serve(listener, metrics.clone(), cfg.lease_duration * 3 + cfg.pipeline.flush.max_latency * 4));
+            let listener = tokio::net::TcpListener::bind((cfg.metrics_host.as_str(), port))
+                .await
+                .map_err(ServiceError::Metrics)?;
+            tokio::spawn(metrics::serve(
+                listener,
+                metrics.clone(),
+                cfg.lease_duration * 3 + cfg.pipeline.flush.max_latency * 4,
+            ));
         }
         metrics.heartbeat();
         let source_name: Arc<str> = Arc::from(format!("kinesis:{}", cfg.stream));
@@ -147,7 +158,10 @@ impl Service {
         lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let reason = loop {
             self.metrics.heartbeat();
-            let flush_at = self.buffer.since.map(|s| s + self.cfg.pipeline.flush.max_latency);
+            let flush_at = self
+                .buffer
+                .since
+                .map(|s| s + self.cfg.pipeline.flush.max_latency);
             tokio::select! {
                 _ = &mut shutdown => break "signal".to_string(),
                 _ = lease_tick.tick() => {
@@ -163,7 +177,10 @@ impl Service {
                 _ = sleep_until(flush_at) => {}
             }
             let flush = &self.cfg.pipeline.flush;
-            let due = self.buffer.since.is_some_and(|s| s.elapsed() >= flush.max_latency)
+            let due = self
+                .buffer
+                .since
+                .is_some_and(|s| s.elapsed() >= flush.max_latency)
                 || self.buffer.records.len() >= flush.max_events
                 || self.buffer.bytes >= flush.max_bytes;
             if due {
@@ -195,24 +212,37 @@ impl Service {
     fn idle_for(&self, idle: Duration) -> bool {
         self.started.elapsed() >= idle
             && self.buffer.records.is_empty()
-            && self.shards.values().all(|s| s.last_activity.elapsed() >= idle)
+            && self
+                .shards
+                .values()
+                .all(|s| s.last_activity.elapsed() >= idle)
     }
 
     fn on_event(&mut self, generation: u64, ev: ShardEvent) {
         let shard_id = match &ev {
-            ShardEvent::Records { shard, .. } | ShardEvent::End { shard } | ShardEvent::Failed { shard, .. } => shard.clone(),
+            ShardEvent::Records { shard, .. }
+            | ShardEvent::End { shard }
+            | ShardEvent::Failed { shard, .. } => shard.clone(),
         };
-        let Some(state) = self.shards.get_mut(&shard_id) else { return };
+        let Some(state) = self.shards.get_mut(&shard_id) else {
+            return;
+        };
         if state.generation != generation {
             return; // from a reader we already replaced
         }
         state.last_activity = Instant::now();
         match ev {
-            ShardEvent::Records { records, millis_behind, .. } => {
+            ShardEvent::Records {
+                records,
+                millis_behind,
+                ..
+            } => {
                 if let Some(lag) = millis_behind {
                     self.metrics.set_lag(&shard_id, lag);
                 }
-                self.metrics.records_read.fetch_add(records.len() as u64, Ordering::Relaxed);
+                self.metrics
+                    .records_read
+                    .fetch_add(records.len() as u64, Ordering::Relaxed);
                 self.buffer.bytes += records.iter().map(|r| r.data.len()).sum::<usize>();
                 self.buffer.records.extend(records);
                 self.buffer.since.get_or_insert_with(Instant::now);
@@ -235,9 +265,16 @@ impl Service {
         let mut last: BTreeMap<Arc<str>, (Arc<str>, usize)> = BTreeMap::new();
         let mut first: BTreeMap<Arc<str>, Arc<str>> = BTreeMap::new();
         for r in &records {
-            if let Position::Sequence { shard, sequence, .. } = &r.position {
-                first.entry(shard.clone()).or_insert_with(|| sequence.clone());
-                let e = last.entry(shard.clone()).or_insert_with(|| (sequence.clone(), 0));
+            if let Position::Sequence {
+                shard, sequence, ..
+            } = &r.position
+            {
+                first
+                    .entry(shard.clone())
+                    .or_insert_with(|| sequence.clone());
+                let e = last
+                    .entry(shard.clone())
+                    .or_insert_with(|| (sequence.clone(), 0));
                 e.0 = sequence.clone();
                 e.1 += 1;
             }
@@ -246,7 +283,9 @@ impl Service {
         let mut expect = Vec::new();
         let mut shard_meta = serde_json::Map::new();
         for (shard, (seq, count)) in &last {
-            let Some(state) = self.shards.get(shard) else { continue };
+            let Some(state) = self.shards.get(shard) else {
+                continue;
+            };
             let app = app_id(&self.cfg.stream, shard);
             let next = state.txn.map_or(0, |v| v + 1);
             txns.push(Transaction::new(&app, next));
@@ -261,7 +300,11 @@ impl Service {
             json!({"stream": self.cfg.stream, "shards": Value::Object(shard_meta)}),
         )]);
         let started = Instant::now();
-        match self.pipeline.process(&self.source_name, &records, txns, &expect, &meta).await {
+        match self
+            .pipeline
+            .process(&self.source_name, &records, txns, &expect, &meta)
+            .await
+        {
             Ok(report) => {
                 let c = report.counts;
                 self.totals.read += c.read;
@@ -275,15 +318,23 @@ impl Service {
                 m.duplicates.fetch_add(c.duplicates, Ordering::Relaxed);
                 m.rejected.fetch_add(c.rejected, Ordering::Relaxed);
                 m.commits.fetch_add(1, Ordering::Relaxed);
-                m.commit_conflicts.fetch_add(u64::from(report.conflicts), Ordering::Relaxed);
+                m.commit_conflicts
+                    .fetch_add(u64::from(report.conflicts), Ordering::Relaxed);
                 m.observe_commit(started.elapsed().as_secs_f64(), c.read);
                 tracing::info!(
-                    read = c.read, written = c.written, duplicates = c.duplicates, rejected = c.rejected,
-                    version = report.events_version, commit_ms = started.elapsed().as_millis() as u64,
-                    shards = last.len(), "batch committed"
+                    read = c.read,
+                    written = c.written,
+                    duplicates = c.duplicates,
+                    rejected = c.rejected,
+                    version = report.events_version,
+                    commit_ms = started.elapsed().as_millis() as u64,
+                    shards = last.len(),
+                    "batch committed"
                 );
                 for (shard, (seq, _)) in last {
-                    let Some(state) = self.shards.get_mut(&shard) else { continue };
+                    let Some(state) = self.shards.get_mut(&shard) else {
+                        continue;
+                    };
                     let next = state.txn.map_or(0, |v| v + 1);
                     state.txn = Some(next);
                     if let Err(e) = self.leases.checkpoint(&shard, &seq, next).await {
@@ -312,7 +363,9 @@ impl Service {
                 self.metrics.leases_lost.fetch_add(1, Ordering::Relaxed);
                 self.drop_shard(shard);
             }
-            other => tracing::warn!(%shard, error = %other, "checkpoint write failed; the next owner will repair it"),
+            other => {
+                tracing::warn!(%shard, error = %other, "checkpoint write failed; the next owner will repair it")
+            }
         }
     }
 
@@ -320,22 +373,39 @@ impl Service {
         if let Some(s) = self.shards.remove(shard) {
             let _ = s.stop.send(true);
         }
-        self.buffer.records.retain(|r| r.position.shard() != Some(shard.as_ref()));
+        self.buffer
+            .records
+            .retain(|r| r.position.shard() != Some(shard.as_ref()));
         self.metrics.forget_shard(shard);
-        self.metrics.leases_owned.store(self.shards.len() as i64, Ordering::Relaxed);
+        self.metrics
+            .leases_owned
+            .store(self.shards.len() as i64, Ordering::Relaxed);
     }
 
     /// Resolve where a shard's committed data ends (Delta is the truth, the lease a cache).
     async fn resolve(&mut self, lease: &Lease) -> Result<(ReadFrom, Option<i64>), ServiceError> {
         let app = app_id(&self.cfg.stream, &lease.shard);
-        let txn = self.pipeline.events.txn_version(&app).await.map_err(PipelineError::from)?;
+        let txn = self
+            .pipeline
+            .events
+            .txn_version(&app)
+            .await
+            .map_err(PipelineError::from)?;
         let lease_txn = lease.checkpoint_txn.filter(|v| *v >= 0);
-        let checkpoint = lease.checkpoint.clone().unwrap_or_else(|| self.cfg.start.as_checkpoint());
+        let checkpoint = lease
+            .checkpoint
+            .clone()
+            .unwrap_or_else(|| self.cfg.start.as_checkpoint());
         if txn == lease_txn || txn.is_none() {
             return Ok((ReadFrom::from_checkpoint(&checkpoint), txn));
         }
         let v = txn.unwrap_or(0);
-        let info = self.pipeline.events.find_txn_commit(&app, v, 100_000).await.map_err(PipelineError::from)?;
+        let info = self
+            .pipeline
+            .events
+            .find_txn_commit(&app, v, 100_000)
+            .await
+            .map_err(PipelineError::from)?;
         let seq = info
             .as_ref()
             .and_then(|i| i.pointer(&format!("/kinesis/shards/{}/last_sequence", lease.shard)))
@@ -360,10 +430,16 @@ impl Service {
         let generation = self.next_generation;
         self.next_generation += 1;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let (tx, client, stream) = (self.tx.clone(), self.kinesis.clone(), self.cfg.stream.clone());
+        let (tx, client, stream) = (
+            self.tx.clone(),
+            self.kinesis.clone(),
+            self.cfg.stream.clone(),
+        );
         let (poll, limit) = (self.cfg.poll_interval, self.cfg.records_per_call);
         let (inner_tx, mut inner_rx) = mpsc::channel::<ShardEvent>(4);
-        tokio::spawn(read_shard(client, stream, shard, from, inner_tx, stop_rx, poll, limit));
+        tokio::spawn(read_shard(
+            client, stream, shard, from, inner_tx, stop_rx, poll, limit,
+        ));
         tokio::spawn(async move {
             while let Some(ev) = inner_rx.recv().await {
                 if tx.send((generation, ev)).await.is_err() {
@@ -376,7 +452,9 @@ impl Service {
 
     /// Re-read a shard from its committed position (after a failed commit).
     async fn rewind(&mut self, shard: &Arc<str>) {
-        self.buffer.records.retain(|r| r.position.shard() != Some(shard.as_ref()));
+        self.buffer
+            .records
+            .retain(|r| r.position.shard() != Some(shard.as_ref()));
         let leases = match self.leases.list().await {
             Ok(l) => l,
             Err(e) => {
@@ -385,7 +463,10 @@ impl Service {
                 return;
             }
         };
-        let Some(lease) = leases.into_iter().find(|l| l.shard.as_str() == shard.as_ref()) else {
+        let Some(lease) = leases
+            .into_iter()
+            .find(|l| l.shard.as_str() == shard.as_ref())
+        else {
             self.drop_shard(shard);
             return;
         };
@@ -409,12 +490,25 @@ impl Service {
     }
 
     fn restart_reader(&mut self, shard: &Arc<str>, from: Option<ReadFrom>) {
-        let Some(old) = self.shards.remove(shard) else { return };
+        let Some(old) = self.shards.remove(shard) else {
+            return;
+        };
         let _ = old.stop.send(true);
-        self.buffer.records.retain(|r| r.position.shard() != Some(shard.as_ref()));
+        self.buffer
+            .records
+            .retain(|r| r.position.shard() != Some(shard.as_ref()));
         let from = from.unwrap_or_else(|| ReadFrom::Initial(self.cfg.start.clone()));
         let (generation, stop) = self.spawn_reader(shard.clone(), from);
-        self.shards.insert(shard.clone(), Shard { generation, stop, ended: false, last_activity: Instant::now(), ..old });
+        self.shards.insert(
+            shard.clone(),
+            Shard {
+                generation,
+                stop,
+                ended: false,
+                last_activity: Instant::now(),
+                ..old
+            },
+        );
     }
 
     /// Shards that are closed and fully committed: mark them finished (children may start).
@@ -422,14 +516,27 @@ impl Service {
         let ended: Vec<Arc<str>> = self
             .shards
             .iter()
-            .filter(|(id, s)| s.ended && !self.buffer.records.iter().any(|r| r.position.shard() == Some(id.as_ref())))
+            .filter(|(id, s)| {
+                s.ended
+                    && !self
+                        .buffer
+                        .records
+                        .iter()
+                        .any(|r| r.position.shard() == Some(id.as_ref()))
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for shard in ended {
-            let Some(state) = self.shards.get(&shard) else { continue };
+            let Some(state) = self.shards.get(&shard) else {
+                continue;
+            };
             let txn = state.txn.unwrap_or(-1);
             let counter = state.counter;
-            match self.leases.checkpoint(&shard, CHECKPOINT_SHARD_END, txn).await {
+            match self
+                .leases
+                .checkpoint(&shard, CHECKPOINT_SHARD_END, txn)
+                .await
+            {
                 Ok(()) => {
                     tracing::info!(%shard, "shard finished");
                     let _ = self.leases.release(&shard, counter).await;
@@ -443,13 +550,25 @@ impl Service {
 
     /// Discover shards, renew held leases, take a fair share of the rest.
     async fn lease_round(&mut self) -> Result<(), ServiceError> {
-        let discover = self.last_discovery.is_none_or(|t| t.elapsed() >= self.cfg.discovery_interval);
+        let discover = self
+            .last_discovery
+            .is_none_or(|t| t.elapsed() >= self.cfg.discovery_interval);
         if discover {
             let shards = list_shards(&self.kinesis, &self.cfg.stream).await?;
-            let existing: std::collections::HashSet<String> = self.leases.list().await?.into_iter().map(|l| l.shard).collect();
+            let existing: std::collections::HashSet<String> = self
+                .leases
+                .list()
+                .await?
+                .into_iter()
+                .map(|l| l.shard)
+                .collect();
             for s in shards.iter().filter(|s| !existing.contains(&s.id)) {
                 // Children start at the beginning: their parents' records end where they begin.
-                let initial = if s.parents.is_empty() { self.cfg.start.as_checkpoint() } else { "TRIM_HORIZON".to_string() };
+                let initial = if s.parents.is_empty() {
+                    self.cfg.start.as_checkpoint()
+                } else {
+                    "TRIM_HORIZON".to_string()
+                };
                 self.leases.create(&s.id, &s.parents, &initial).await?;
             }
             self.last_discovery = Some(Instant::now());
@@ -457,11 +576,22 @@ impl Service {
         let all = self.leases.list().await?;
         let me = self.leases.worker().to_string();
         // Renew what we hold; notice what was taken from us.
-        let held: Vec<(Arc<str>, i64)> = self.shards.iter().map(|(k, s)| (k.clone(), s.counter)).collect();
+        let held: Vec<(Arc<str>, i64)> = self
+            .shards
+            .iter()
+            .map(|(k, s)| (k.clone(), s.counter))
+            .collect();
         for (shard, counter) in held {
             let current = all.iter().find(|l| l.shard.as_str() == shard.as_ref());
-            if current.is_none_or(|l| l.owner.as_deref() != Some(me.as_str()) || l.counter != counter) {
-                self.on_lease_error(&shard, LeaseError::Lost { shard: shard.to_string() });
+            if current
+                .is_none_or(|l| l.owner.as_deref() != Some(me.as_str()) || l.counter != counter)
+            {
+                self.on_lease_error(
+                    &shard,
+                    LeaseError::Lost {
+                        shard: shard.to_string(),
+                    },
+                );
                 continue;
             }
             match self.leases.renew(&shard, counter).await {
@@ -484,14 +614,34 @@ impl Service {
                 Err(e) => return Err(e.into()),
             };
             self.metrics.leases_taken.fetch_add(1, Ordering::Relaxed);
-            let Some(lease) = self.leases.list().await?.into_iter().find(|l| l.shard == shard) else { continue };
+            let Some(lease) = self
+                .leases
+                .list()
+                .await?
+                .into_iter()
+                .find(|l| l.shard == shard)
+            else {
+                continue;
+            };
             let (from, txn) = self.resolve(&lease).await?;
             tracing::info!(%shard, ?from, ?txn, "took lease");
             let id: Arc<str> = Arc::from(shard.as_str());
             let (generation, stop) = self.spawn_reader(id.clone(), from);
-            self.shards.insert(id, Shard { counter, txn, generation, stop, ended: false, last_activity: Instant::now() });
+            self.shards.insert(
+                id,
+                Shard {
+                    counter,
+                    txn,
+                    generation,
+                    stop,
+                    ended: false,
+                    last_activity: Instant::now(),
+                },
+            );
         }
-        self.metrics.leases_owned.store(self.shards.len() as i64, Ordering::Relaxed);
+        self.metrics
+            .leases_owned
+            .store(self.shards.len() as i64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -505,7 +655,11 @@ impl Service {
         }
         self.flush().await;
         self.finish_ended_shards().await;
-        let held: Vec<(Arc<str>, i64)> = self.shards.iter().map(|(k, s)| (k.clone(), s.counter)).collect();
+        let held: Vec<(Arc<str>, i64)> = self
+            .shards
+            .iter()
+            .map(|(k, s)| (k.clone(), s.counter))
+            .collect();
         for (shard, counter) in held {
             if let Err(e) = self.leases.release(&shard, counter).await {
                 tracing::warn!(%shard, error = %e, "could not release lease; it will expire");

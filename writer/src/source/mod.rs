@@ -16,7 +16,11 @@ pub enum Position {
     /// 1-based line number in an NDJSON input.
     Line(u64),
     /// Kinesis shard and sequence number, with the sub-record index for KPL aggregates.
-    Sequence { shard: Arc<str>, sequence: Arc<str>, sub: Option<u32> },
+    Sequence {
+        shard: Arc<str>,
+        sequence: Arc<str>,
+        sub: Option<u32>,
+    },
 }
 
 impl Position {
@@ -31,8 +35,16 @@ impl Position {
     pub fn position_text(&self) -> String {
         match self {
             Position::Line(n) => n.to_string(),
-            Position::Sequence { sequence, sub: None, .. } => sequence.to_string(),
-            Position::Sequence { sequence, sub: Some(i), .. } => format!("{sequence}:{i}"),
+            Position::Sequence {
+                sequence,
+                sub: None,
+                ..
+            } => sequence.to_string(),
+            Position::Sequence {
+                sequence,
+                sub: Some(i),
+                ..
+            } => format!("{sequence}:{i}"),
         }
     }
 }
@@ -60,13 +72,19 @@ pub trait Source: Send {
     /// Value of the `source` lineage column (e.g. `file:/data/events.ndjson`, `stdin`).
     fn name(&self) -> Arc<str>;
 
-    fn poll(&mut self, deadline: Instant) -> impl std::future::Future<Output = Result<Poll, SourceError>> + Send;
+    fn poll(
+        &mut self,
+        deadline: Instant,
+    ) -> impl std::future::Future<Output = Result<Poll, SourceError>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("reading {source_name}: {error}")]
-    Io { source_name: String, error: std::io::Error },
+    Io {
+        source_name: String,
+        error: std::io::Error,
+    },
     #[error("{0}")]
     Other(String),
 }

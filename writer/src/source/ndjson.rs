@@ -29,9 +29,13 @@ impl NdjsonSource {
         let (name, reader): (Arc<str>, Box<dyn Read + Send>) = if path == "-" {
             (Arc::from("stdin"), Box::new(std::io::stdin()))
         } else {
-            let file = std::fs::File::open(path)
-                .map_err(|error| SourceError::Io { source_name: path.to_string(), error })?;
-            let abs = std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or_else(|_| path.to_string());
+            let file = std::fs::File::open(path).map_err(|error| SourceError::Io {
+                source_name: path.to_string(),
+                error,
+            })?;
+            let abs = std::fs::canonicalize(path)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| path.to_string());
             (Arc::from(format!("file:{abs}")), Box::new(file))
         };
         Ok(Self::from_reader(name, reader))
@@ -43,7 +47,11 @@ impl NdjsonSource {
         let blanks = blank_lines.clone();
         let thread_name = name.to_string();
         std::thread::spawn(move || read_loop(reader, tx, blanks, thread_name));
-        NdjsonSource { name, rx, blank_lines }
+        NdjsonSource {
+            name,
+            rx,
+            blank_lines,
+        }
     }
 
     /// Empty lines seen so far (reported, never counted as records).
@@ -68,7 +76,10 @@ fn read_loop(
         let n = match read_full(&mut reader, &mut buf[start..]) {
             Ok(n) => n,
             Err(error) => {
-                let _ = tx.blocking_send(Err(SourceError::Io { source_name: name, error }));
+                let _ = tx.blocking_send(Err(SourceError::Io {
+                    source_name: name,
+                    error,
+                }));
                 return;
             }
         };
@@ -76,7 +87,11 @@ fn read_loop(
         let eof = n == 0;
         let data = buf.freeze();
         // Complete lines end at the last newline; at EOF the remainder is a line too.
-        let end = if eof { data.len() } else { data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) };
+        let end = if eof {
+            data.len()
+        } else {
+            data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+        };
         let records = split_lines(&data.slice(..end), &mut line_no, &blanks);
         carry = BytesMut::from(&data[end..]);
         if !records.is_empty() && tx.blocking_send(Ok(records)).is_err() {
@@ -110,7 +125,11 @@ fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-fn split_lines(data: &Bytes, line_no: &mut u64, blanks: &std::sync::atomic::AtomicU64) -> Vec<RawRecord> {
+fn split_lines(
+    data: &Bytes,
+    line_no: &mut u64,
+    blanks: &std::sync::atomic::AtomicU64,
+) -> Vec<RawRecord> {
     let mut out = Vec::with_capacity(data.len() / 256 + 1);
     let mut start = 0;
     let len = data.len();
@@ -124,7 +143,10 @@ fn split_lines(data: &Bytes, line_no: &mut u64, blanks: &std::sync::atomic::Atom
         if data[start..stop].iter().all(u8::is_ascii_whitespace) {
             blanks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         } else {
-            out.push(RawRecord { data: data.slice(start..stop), position: Position::Line(*line_no) });
+            out.push(RawRecord {
+                data: data.slice(start..stop),
+                position: Position::Line(*line_no),
+            });
         }
         start = end + 1;
     }
@@ -160,7 +182,11 @@ mod tests {
         let mut src = NdjsonSource::from_reader(Arc::from("t"), Box::new(input));
         let mut out = vec![];
         loop {
-            match src.poll(Instant::now() + Duration::from_secs(5)).await.expect("poll") {
+            match src
+                .poll(Instant::now() + Duration::from_secs(5))
+                .await
+                .expect("poll")
+            {
                 Poll::Records(r) => out.extend(r.into_iter().map(|r| match r.position {
                     Position::Line(n) => (n, r.data.to_vec()),
                     Position::Sequence { .. } => unreachable!(),
@@ -177,7 +203,11 @@ mod tests {
         let (lines, blanks) = collect(b"{\"a\":1}\r\n\n  \n{\"b\":2}\nlast").await;
         assert_eq!(
             lines,
-            vec![(1, b"{\"a\":1}".to_vec()), (4, b"{\"b\":2}".to_vec()), (5, b"last".to_vec())]
+            vec![
+                (1, b"{\"a\":1}".to_vec()),
+                (4, b"{\"b\":2}".to_vec()),
+                (5, b"last".to_vec())
+            ]
         );
         assert_eq!(blanks, 2);
     }

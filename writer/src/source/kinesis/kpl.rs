@@ -142,7 +142,10 @@ mod tests {
         assert!(deaggregate(b"{\"a\":1}").is_none());
         let mut fake = MAGIC.to_vec();
         fake.extend_from_slice(&[0u8; 40]);
-        assert!(deaggregate(&fake).is_none(), "bad checksum is not an aggregate");
+        assert!(
+            deaggregate(&fake).is_none(),
+            "bad checksum is not an aggregate"
+        );
     }
 
     proptest! {

@@ -24,7 +24,11 @@ pub const CHECKPOINT_SHARD_END: &str = "SHARD_END";
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
     #[error("lease table {table}: {step}: {message}")]
-    Aws { table: String, step: &'static str, message: String },
+    Aws {
+        table: String,
+        step: &'static str,
+        message: String,
+    },
     /// A conditional write failed: someone else owns the lease now.
     #[error("lease for shard {shard} lost")]
     Lost { shard: String },
@@ -68,7 +72,13 @@ fn n(v: i64) -> AttributeValue {
 
 impl LeaseTable {
     pub fn new(client: Client, table: String, worker: String, duration: Duration) -> Self {
-        LeaseTable { client, table, worker, duration, seen: HashMap::new() }
+        LeaseTable {
+            client,
+            table,
+            worker,
+            duration,
+            seen: HashMap::new(),
+        }
     }
 
     pub fn worker(&self) -> &str {
@@ -83,12 +93,19 @@ impl LeaseTable {
         }
     }
 
-    fn conditional<E>(&self, shard: &str, step: &'static str, e: aws_sdk_dynamodb::error::SdkError<E>) -> LeaseError
+    fn conditional<E>(
+        &self,
+        shard: &str,
+        step: &'static str,
+        e: aws_sdk_dynamodb::error::SdkError<E>,
+    ) -> LeaseError
     where
         E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
         if e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException") {
-            LeaseError::Lost { shard: shard.to_string() }
+            LeaseError::Lost {
+                shard: shard.to_string(),
+            }
         } else {
             self.aws(step, e)
         }
@@ -99,18 +116,30 @@ impl LeaseTable {
         storage::aws::ensure_table(&self.client, &self.table, ATTR_KEY, None, None)
             .await
             .map(|_| ())
-            .map_err(|e| LeaseError::Aws { table: self.table.clone(), step: "create lease table", message: e.to_string() })
+            .map_err(|e| LeaseError::Aws {
+                table: self.table.clone(),
+                step: "create lease table",
+                message: e.to_string(),
+            })
     }
 
     /// Create a lease for a newly discovered shard (no-op when it exists).
-    pub async fn create(&self, shard: &str, parents: &[String], initial: &str) -> Result<(), LeaseError> {
+    pub async fn create(
+        &self,
+        shard: &str,
+        parents: &[String],
+        initial: &str,
+    ) -> Result<(), LeaseError> {
         let mut item = HashMap::from([
             (ATTR_KEY.to_string(), s(shard)),
             ("leaseCounter".to_string(), n(0)),
             ("checkpoint".to_string(), s(initial)),
         ]);
         if !parents.is_empty() {
-            item.insert("parentShardIds".into(), AttributeValue::L(parents.iter().map(|p| s(p)).collect()));
+            item.insert(
+                "parentShardIds".into(),
+                AttributeValue::L(parents.iter().map(|p| s(p)).collect()),
+            );
         }
         match self
             .client
@@ -122,7 +151,12 @@ impl LeaseTable {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(self.aws("create lease", e)),
         }
     }
@@ -163,7 +197,10 @@ impl LeaseTable {
     pub fn expired(&self, l: &Lease) -> bool {
         match &l.owner {
             None => true,
-            Some(_) => self.seen.get(&l.shard).is_none_or(|(_, since)| since.elapsed() > self.duration),
+            Some(_) => self
+                .seen
+                .get(&l.shard)
+                .is_none_or(|(_, since)| since.elapsed() > self.duration),
         }
     }
 
@@ -181,7 +218,8 @@ impl LeaseTable {
             .send()
             .await
             .map_err(|e| self.conditional(shard, "take lease", e))?;
-        self.seen.insert(shard.to_string(), (counter + 1, Instant::now()));
+        self.seen
+            .insert(shard.to_string(), (counter + 1, Instant::now()));
         Ok(counter + 1)
     }
 
@@ -199,12 +237,18 @@ impl LeaseTable {
             .send()
             .await
             .map_err(|e| self.conditional(shard, "renew lease", e))?;
-        self.seen.insert(shard.to_string(), (counter + 1, Instant::now()));
+        self.seen
+            .insert(shard.to_string(), (counter + 1, Instant::now()));
         Ok(counter + 1)
     }
 
     /// Write-ahead: the checkpoint a commit with `txn` is about to make durable.
-    pub async fn set_pending(&self, shard: &str, sequence: &str, txn: i64) -> Result<(), LeaseError> {
+    pub async fn set_pending(
+        &self,
+        shard: &str,
+        sequence: &str,
+        txn: i64,
+    ) -> Result<(), LeaseError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -221,12 +265,19 @@ impl LeaseTable {
     }
 
     /// After the Delta commit: move the checkpoint.
-    pub async fn checkpoint(&self, shard: &str, sequence: &str, txn: i64) -> Result<(), LeaseError> {
+    pub async fn checkpoint(
+        &self,
+        shard: &str,
+        sequence: &str,
+        txn: i64,
+    ) -> Result<(), LeaseError> {
         self.client
             .update_item()
             .table_name(&self.table)
             .key(ATTR_KEY, s(shard))
-            .update_expression("SET checkpoint = :c, checkpointTxn = :t REMOVE pendingCheckpoint, pendingTxn")
+            .update_expression(
+                "SET checkpoint = :c, checkpointTxn = :t REMOVE pendingCheckpoint, pendingTxn",
+            )
             .condition_expression("leaseOwner = :me")
             .expression_attribute_values(":me", s(&self.worker))
             .expression_attribute_values(":c", s(sequence))
@@ -257,7 +308,11 @@ impl LeaseTable {
 
 fn parse(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
     let gs = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-    let gn = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+    let gn = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+    };
     Some(Lease {
         shard: gs(ATTR_KEY)?,
         owner: gs("leaseOwner"),
@@ -277,10 +332,18 @@ fn parse(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
 /// Which leases this worker should hold: a fair share of the unfinished ones whose parents
 /// are finished. Pure, so it is unit-tested apart from DynamoDB.
 pub fn plan(leases: &[Lease], me: &str, expired: impl Fn(&Lease) -> bool) -> Plan {
-    let finished: std::collections::HashSet<&str> =
-        leases.iter().filter(|l| l.finished()).map(|l| l.shard.as_str()).collect();
+    let finished: std::collections::HashSet<&str> = leases
+        .iter()
+        .filter(|l| l.finished())
+        .map(|l| l.shard.as_str())
+        .collect();
     let known: std::collections::HashSet<&str> = leases.iter().map(|l| l.shard.as_str()).collect();
-    let ready = |l: &Lease| !l.finished() && l.parents.iter().all(|p| finished.contains(p.as_str()) || !known.contains(p.as_str()));
+    let ready = |l: &Lease| {
+        !l.finished()
+            && l.parents
+                .iter()
+                .all(|p| finished.contains(p.as_str()) || !known.contains(p.as_str()))
+    };
     let active: Vec<&Lease> = leases.iter().filter(|l| ready(l)).collect();
     let mut per_owner: HashMap<&str, usize> = HashMap::new();
     per_owner.insert(me, 0);
@@ -306,7 +369,10 @@ pub fn plan(leases: &[Lease], me: &str, expired: impl Fn(&Lease) -> bool) -> Pla
         );
         if take.is_empty() {
             // Steal one from the most loaded worker, if it holds more than its share.
-            if let Some((victim, count)) = per_owner.iter().filter(|(o, _)| **o != me).max_by_key(|(_, c)| **c)
+            if let Some((victim, count)) = per_owner
+                .iter()
+                .filter(|(o, _)| **o != me)
+                .max_by_key(|(_, c)| **c)
                 && *count > target
                 && let Some(l) = active.iter().find(|l| l.owner.as_deref() == Some(victim))
             {
@@ -314,7 +380,11 @@ pub fn plan(leases: &[Lease], me: &str, expired: impl Fn(&Lease) -> bool) -> Pla
             }
         }
     }
-    let keep: Vec<String> = active.iter().filter(|l| l.owner.as_deref() == Some(me)).map(|l| l.shard.clone()).collect();
+    let keep: Vec<String> = active
+        .iter()
+        .filter(|l| l.owner.as_deref() == Some(me))
+        .map(|l| l.shard.clone())
+        .collect();
     Plan { take, keep, target }
 }
 
@@ -336,7 +406,14 @@ mod tests {
             shard: shard.into(),
             owner: owner.map(String::from),
             counter: 1,
-            checkpoint: Some(if done { CHECKPOINT_SHARD_END } else { "TRIM_HORIZON" }.into()),
+            checkpoint: Some(
+                if done {
+                    CHECKPOINT_SHARD_END
+                } else {
+                    "TRIM_HORIZON"
+                }
+                .into(),
+            ),
             checkpoint_txn: None,
             pending_checkpoint: None,
             pending_txn: None,
@@ -346,7 +423,9 @@ mod tests {
 
     #[test]
     fn takes_fair_share_of_unowned() {
-        let leases: Vec<Lease> = (0..4).map(|i| lease(&format!("s{i}"), None, &[], false)).collect();
+        let leases: Vec<Lease> = (0..4)
+            .map(|i| lease(&format!("s{i}"), None, &[], false))
+            .collect();
         let p = plan(&leases, "me", |l| l.owner.is_none());
         assert_eq!(p.take.len(), 4);
         let mut leases = leases;
@@ -365,14 +444,19 @@ mod tests {
         ];
         let p = plan(&leases, "me", |l| l.owner.is_none());
         assert!(p.take.iter().all(|(s, _)| s != "child"));
-        let leases = vec![lease("parent", None, &[], true), lease("child", None, &["parent"], false)];
+        let leases = vec![
+            lease("parent", None, &[], true),
+            lease("child", None, &["parent"], false),
+        ];
         let p = plan(&leases, "me", |l| l.owner.is_none());
         assert_eq!(p.take, vec![("child".to_string(), 1)]);
     }
 
     #[test]
     fn steals_from_overloaded_worker() {
-        let leases: Vec<Lease> = (0..4).map(|i| lease(&format!("s{i}"), Some("other"), &[], false)).collect();
+        let leases: Vec<Lease> = (0..4)
+            .map(|i| lease(&format!("s{i}"), Some("other"), &[], false))
+            .collect();
         let p = plan(&leases, "me", |_| false);
         assert_eq!(p.target, 2);
         assert_eq!(p.take.len(), 1);

@@ -44,7 +44,9 @@ impl std::str::FromStr for StartPosition {
             "TRIM_HORIZON" | "trim_horizon" => Ok(StartPosition::TrimHorizon),
             "LATEST" | "latest" => Ok(StartPosition::Latest),
             other => {
-                let ts = other.strip_prefix("AT_TIMESTAMP:").or_else(|| other.strip_prefix("at_timestamp:"));
+                let ts = other
+                    .strip_prefix("AT_TIMESTAMP:")
+                    .or_else(|| other.strip_prefix("at_timestamp:"));
                 ts.and_then(|t| t.parse::<f64>().ok())
                     .map(StartPosition::AtTimestamp)
                     .ok_or_else(|| format!("invalid start position `{s}` (TRIM_HORIZON, LATEST or AT_TIMESTAMP:<unix seconds>)"))
@@ -87,8 +89,15 @@ pub async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardInfo>
             message: aws_sdk_kinesis::error::DisplayErrorContext(e).to_string(),
         })?;
         for s in page.shards() {
-            let parents = [s.parent_shard_id(), s.adjacent_parent_shard_id()].into_iter().flatten().map(String::from).collect();
-            out.push(ShardInfo { id: s.shard_id().to_string(), parents });
+            let parents = [s.parent_shard_id(), s.adjacent_parent_shard_id()]
+                .into_iter()
+                .flatten()
+                .map(String::from)
+                .collect();
+            out.push(ShardInfo {
+                id: s.shard_id().to_string(),
+                parents,
+            });
         }
         token = page.next_token().map(String::from);
         if token.is_none() {
@@ -101,7 +110,11 @@ pub async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardInfo>
 /// What a reader sends.
 #[derive(Debug)]
 pub enum ShardEvent {
-    Records { shard: Arc<str>, records: Vec<RawRecord>, millis_behind: Option<i64> },
+    Records {
+        shard: Arc<str>,
+        records: Vec<RawRecord>,
+        millis_behind: Option<i64>,
+    },
     /// The shard is closed and every record was sent.
     End { shard: Arc<str> },
     /// The reader failed; the service will restart it from the checkpoint.
@@ -148,10 +161,17 @@ pub async fn read_shard(
             return;
         }
         if iterator.is_none() {
-            let mut req = client.get_shard_iterator().stream_name(&stream).shard_id(shard.as_ref());
+            let mut req = client
+                .get_shard_iterator()
+                .stream_name(&stream)
+                .shard_id(shard.as_ref());
             req = match (&last_seq, &from) {
-                (Some(seq), _) => req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).starting_sequence_number(seq),
-                (None, ReadFrom::Initial(StartPosition::Latest)) => req.shard_iterator_type(ShardIteratorType::Latest),
+                (Some(seq), _) => req
+                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                    .starting_sequence_number(seq),
+                (None, ReadFrom::Initial(StartPosition::Latest)) => {
+                    req.shard_iterator_type(ShardIteratorType::Latest)
+                }
                 (None, ReadFrom::Initial(StartPosition::AtTimestamp(t))) => req
                     .shard_iterator_type(ShardIteratorType::AtTimestamp)
                     .timestamp(aws_sdk_kinesis::primitives::DateTime::from_secs_f64(*t)),
@@ -170,12 +190,22 @@ pub async fn read_shard(
                 }
             }
             if iterator.is_none() {
-                let _ = tx.send(ShardEvent::End { shard: shard.clone() }).await;
+                let _ = tx
+                    .send(ShardEvent::End {
+                        shard: shard.clone(),
+                    })
+                    .await;
                 return;
             }
         }
         let Some(it) = iterator.clone() else { continue };
-        match client.get_records().shard_iterator(it).limit(limit).send().await {
+        match client
+            .get_records()
+            .shard_iterator(it)
+            .limit(limit)
+            .send()
+            .await
+        {
             Ok(out) => {
                 backoff = poll;
                 let mut records = Vec::with_capacity(out.records().len());
@@ -187,27 +217,43 @@ pub async fn read_shard(
                             for (i, p) in parts.into_iter().enumerate() {
                                 records.push(RawRecord {
                                     data: Bytes::copy_from_slice(p),
-                                    position: Position::Sequence { shard: shard.clone(), sequence: seq.clone(), sub: Some(i as u32) },
+                                    position: Position::Sequence {
+                                        shard: shard.clone(),
+                                        sequence: seq.clone(),
+                                        sub: Some(i as u32),
+                                    },
                                 });
                             }
                         }
                         None => records.push(RawRecord {
                             data: Bytes::copy_from_slice(data),
-                            position: Position::Sequence { shard: shard.clone(), sequence: seq.clone(), sub: None },
+                            position: Position::Sequence {
+                                shard: shard.clone(),
+                                sequence: seq.clone(),
+                                sub: None,
+                            },
                         }),
                     }
                     last_seq = Some(seq.to_string());
                 }
                 let empty = records.is_empty();
                 if !empty {
-                    let ev = ShardEvent::Records { shard: shard.clone(), records, millis_behind: out.millis_behind_latest() };
+                    let ev = ShardEvent::Records {
+                        shard: shard.clone(),
+                        records,
+                        millis_behind: out.millis_behind_latest(),
+                    };
                     if tx.send(ev).await.is_err() {
                         return;
                     }
                 }
                 iterator = out.next_shard_iterator().map(String::from);
                 if iterator.is_none() {
-                    let _ = tx.send(ShardEvent::End { shard: shard.clone() }).await;
+                    let _ = tx
+                        .send(ShardEvent::End {
+                            shard: shard.clone(),
+                        })
+                        .await;
                     return;
                 }
                 if empty && sleep_or_stop(&mut stop, poll).await {
@@ -220,7 +266,8 @@ pub async fn read_shard(
                     iterator = None; // re-acquire after last_seq
                     continue;
                 }
-                let throttled = service.is_some_and(|s| s.is_provisioned_throughput_exceeded_exception());
+                let throttled =
+                    service.is_some_and(|s| s.is_provisioned_throughput_exceeded_exception());
                 let msg = aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string();
                 if throttled {
                     tracing::debug!(%shard, "throttled; backing off");
@@ -232,7 +279,12 @@ pub async fn read_shard(
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
                 if !throttled && backoff >= Duration::from_secs(10) {
-                    let _ = tx.send(ShardEvent::Failed { shard: shard.clone(), error: msg }).await;
+                    let _ = tx
+                        .send(ShardEvent::Failed {
+                            shard: shard.clone(),
+                            error: msg,
+                        })
+                        .await;
                     return;
                 }
             }
@@ -254,12 +306,23 @@ mod tests {
 
     #[test]
     fn start_positions() {
-        assert_eq!("TRIM_HORIZON".parse::<StartPosition>(), Ok(StartPosition::TrimHorizon));
+        assert_eq!(
+            "TRIM_HORIZON".parse::<StartPosition>(),
+            Ok(StartPosition::TrimHorizon)
+        );
         assert_eq!("LATEST".parse::<StartPosition>(), Ok(StartPosition::Latest));
-        assert_eq!("AT_TIMESTAMP:1700000000".parse::<StartPosition>(), Ok(StartPosition::AtTimestamp(1.7e9)));
+        assert_eq!(
+            "AT_TIMESTAMP:1700000000".parse::<StartPosition>(),
+            Ok(StartPosition::AtTimestamp(1.7e9))
+        );
         assert!("bogus".parse::<StartPosition>().is_err());
-        assert_eq!(ReadFrom::from_checkpoint("49590338271490256608559692538361571095921575989136588898"),
-                   ReadFrom::After("49590338271490256608559692538361571095921575989136588898".into()));
-        assert_eq!(ReadFrom::from_checkpoint("LATEST"), ReadFrom::Initial(StartPosition::Latest));
+        assert_eq!(
+            ReadFrom::from_checkpoint("49590338271490256608559692538361571095921575989136588898"),
+            ReadFrom::After("49590338271490256608559692538361571095921575989136588898".into())
+        );
+        assert_eq!(
+            ReadFrom::from_checkpoint("LATEST"),
+            ReadFrom::Initial(StartPosition::Latest)
+        );
     }
 }
