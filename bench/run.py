@@ -17,7 +17,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-WRITER = str(TARGET / "release" / "writer")
+WRITER = os.environ.get("BENCH_WRITER", str(TARGET / "release" / "writer"))
 END_TIME = 1_764_000_000  # fixed, so every run generates the same bytes
 
 
@@ -116,7 +116,7 @@ print(t.num_rows, time.perf_counter() - t0)
 def bench_python(script, src, work, name):
     out = work / f"{name}_lake"
     shutil.rmtree(out, ignore_errors=True)
-    code = work / f"{name}.py"
+    code = work / f"bench_{name}.py"
     code.write_text(script)
     p, dt = sh([sys.executable, str(code), str(src), str(out)])
     rows = int(p.stdout.decode().split()[0])

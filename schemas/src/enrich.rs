@@ -108,7 +108,10 @@ pub fn enrich<'a>(
     };
     rules.check_window(created.secs, now_secs)?;
     let created_datetime = format_datetime(created.secs, created.fraction.as_ref());
-    let created_micros = created.secs * 1_000_000 + i64::from(created.nanos / 1000);
+    let created_micros = created
+        .secs
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(created.nanos / 1000));
     let created_days = i32::try_from(created.secs.div_euclid(SECS_PER_DAY)).map_err(|_| {
         Rejection::new(
             RejectReason::CreatedAtOutOfRange,

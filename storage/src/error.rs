@@ -13,7 +13,7 @@ pub enum LakeError {
         table: String,
         step: &'static str,
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
 
     #[error("table {table}: {step}: {source}")]
@@ -47,7 +47,7 @@ impl LakeError {
         LakeError::Delta {
             table: table.into(),
             step,
-            source,
+            source: Box::new(source),
         }
     }
 }

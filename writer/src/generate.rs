@@ -283,54 +283,6 @@ impl Generator {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hundred_names_of_each_shape() {
-        let names = event_names();
-        assert_eq!(names.len(), 100);
-        let parts = |n: usize| names.iter().filter(|s| s.split(':').count() == n).count();
-        assert_eq!((parts(1), parts(2), parts(3)), (10, 30, 60));
-    }
-
-    #[test]
-    fn deterministic_and_accounted() {
-        let cfg = GenConfig {
-            count: 2000,
-            end_time: 1_800_000_000,
-            ..GenConfig::default()
-        };
-        let mut a = Vec::new();
-        let mut g = Generator::new(cfg.clone());
-        g.write_all(&mut a).expect("write");
-        let mut b = Vec::new();
-        Generator::new(cfg).write_all(&mut b).expect("write");
-        assert_eq!(a, b);
-        let s = g.summary;
-        assert_eq!(s.lines, 2000);
-        assert_eq!(s.unique_valid + s.duplicates + s.malformed, s.lines);
-        assert!(s.duplicates > 0 && s.malformed > 0);
-    }
-
-    #[test]
-    fn valid_lines_are_valid() {
-        let cfg = GenConfig {
-            count: 500,
-            malformed_ratio: 0.0,
-            end_time: 1_800_000_000,
-            ..GenConfig::default()
-        };
-        let mut g = Generator::new(cfg);
-        for _ in 0..500 {
-            let l = g.next_line();
-            let r = schemas::process(&l, &schemas::ValidationRules::default(), 1_800_000_000);
-            assert!(r.is_ok(), "{:?}", r.err());
-        }
-    }
-}
-
 /// Kinesis target: send the generated lines with PutRecords (partition key = the event's
 /// `event_uuid`, so a producer retry lands on the same shard), optionally as KPL aggregates,
 /// at a target rate (events per second; 0 = as fast as the stream accepts).
@@ -432,4 +384,52 @@ pub async fn put_kinesis(
         }
     }
     Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hundred_names_of_each_shape() {
+        let names = event_names();
+        assert_eq!(names.len(), 100);
+        let parts = |n: usize| names.iter().filter(|s| s.split(':').count() == n).count();
+        assert_eq!((parts(1), parts(2), parts(3)), (10, 30, 60));
+    }
+
+    #[test]
+    fn deterministic_and_accounted() {
+        let cfg = GenConfig {
+            count: 2000,
+            end_time: 1_800_000_000,
+            ..GenConfig::default()
+        };
+        let mut a = Vec::new();
+        let mut g = Generator::new(cfg.clone());
+        g.write_all(&mut a).expect("write");
+        let mut b = Vec::new();
+        Generator::new(cfg).write_all(&mut b).expect("write");
+        assert_eq!(a, b);
+        let s = g.summary;
+        assert_eq!(s.lines, 2000);
+        assert_eq!(s.unique_valid + s.duplicates + s.malformed, s.lines);
+        assert!(s.duplicates > 0 && s.malformed > 0);
+    }
+
+    #[test]
+    fn valid_lines_are_valid() {
+        let cfg = GenConfig {
+            count: 500,
+            malformed_ratio: 0.0,
+            end_time: 1_800_000_000,
+            ..GenConfig::default()
+        };
+        let mut g = Generator::new(cfg);
+        for _ in 0..500 {
+            let l = g.next_line();
+            let r = schemas::process(&l, &schemas::ValidationRules::default(), 1_800_000_000);
+            assert!(r.is_ok(), "{:?}", r.err());
+        }
+    }
 }

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::pipeline::{Counts, Pipeline, PipelineError};
 use crate::source::kinesis::lease::{CHECKPOINT_SHARD_END, Lease, LeaseError, LeaseTable};
-use crate::source::kinesis::{ReadFrom, ShardEvent, list_shards, read_shard};
+use crate::source::kinesis::{ReadFrom, ReadSpec, ShardEvent, list_shards, read_shard};
 use crate::source::{Position, RawRecord};
 pub use config::ServiceConfig;
 use metrics::Metrics;
@@ -437,9 +437,14 @@ impl Service {
         );
         let (poll, limit) = (self.cfg.poll_interval, self.cfg.records_per_call);
         let (inner_tx, mut inner_rx) = mpsc::channel::<ShardEvent>(4);
-        tokio::spawn(read_shard(
-            client, stream, shard, from, inner_tx, stop_rx, poll, limit,
-        ));
+        let spec = ReadSpec {
+            stream,
+            shard,
+            from,
+            poll,
+            limit,
+        };
+        tokio::spawn(read_shard(client, spec, inner_tx, stop_rx));
         tokio::spawn(async move {
             while let Some(ev) = inner_rx.recv().await {
                 if tx.send((generation, ev)).await.is_err() {

@@ -138,18 +138,33 @@ impl ReadFrom {
     }
 }
 
+/// What one reader reads.
+#[derive(Debug, Clone)]
+pub struct ReadSpec {
+    pub stream: String,
+    pub shard: Arc<str>,
+    pub from: ReadFrom,
+    /// Pause after an empty GetRecords (and the initial back-off).
+    pub poll: Duration,
+    /// Records per GetRecords call.
+    pub limit: i32,
+}
+
 /// Read one shard until it ends or `stop` flips. Handles throttling (back-off), expired
 /// iterators (re-acquired from the last sequence read) and KPL aggregates.
 pub async fn read_shard(
     client: Client,
-    stream: String,
-    shard: Arc<str>,
-    from: ReadFrom,
+    spec: ReadSpec,
     tx: mpsc::Sender<ShardEvent>,
     mut stop: watch::Receiver<bool>,
-    poll: Duration,
-    limit: i32,
 ) {
+    let ReadSpec {
+        stream,
+        shard,
+        from,
+        poll,
+        limit,
+    } = spec;
     let mut last_seq: Option<String> = match &from {
         ReadFrom::After(s) => Some(s.clone()),
         ReadFrom::Initial(_) => None,
