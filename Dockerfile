@@ -29,7 +29,7 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid lake --home-dir /nonexistent --shell /usr/sbin/nologin lake
 COPY --from=builder /out/writer /out/compactor /usr/local/bin/
 ENV LOG_FORMAT=json \
-    RUST_LOG=info \
+    RUST_LOG=info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn \
     WRITER_METRICS_PORT=9898
 USER 10001:10001
 EXPOSE 9898

@@ -158,12 +158,66 @@ def dedupe_scaling(work, base_sizes, batch=100_000, batches=5, budget_mb=4096):
     return results
 
 
+COMPACT_PY = r'''
+import sys, time
+from deltalake import DeltaTable
+t0 = time.perf_counter()
+m = DeltaTable(sys.argv[1]).optimize.compact()
+print(time.perf_counter() - t0, m["numFilesAdded"], m["numFilesRemoved"])
+'''
+
+
+def duck_query_seconds(table, reps=3):
+    import duckdb
+    sys.path.insert(0, str(ROOT / "integration-tests"))
+    from conftest import duckdb_delta_extension
+    con = duckdb.connect(config={"allow_unsigned_extensions": "true", "autoinstall_known_extensions": "false"})
+    con.execute(f"LOAD '{duckdb_delta_extension()}'")
+    q = (f"SELECT event_type, created_date, count(*), count(DISTINCT event_uuid) FROM delta_scan('{table}') "
+         "WHERE created_at > 0 GROUP BY ALL ORDER BY ALL")
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        con.execute(q).fetchall()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def compaction_bench(src, work, batch_events):
+    """One table of many small files (the writer in small batches), copied twice: this
+    compactor vs python deltalake's optimize.compact(); DuckDB query time before and after."""
+    base = work / "compact_base"
+    shutil.rmtree(base, ignore_errors=True)
+    sh([WRITER, "ingest", "--input", str(src), "--table", str(base / "events"), "--rejected-table", str(base / "rej"),
+        "--max-batch-events", str(batch_events), "--min-created-at", "946684800", "--max-future", "36500d"],
+       env={**os.environ, "RUST_LOG": "warn"})
+    files_before = len([p for p in (base / "events").rglob("*.parquet") if "_delta_log" not in p.parts])
+    a, b = work / "compact_a", work / "compact_b"
+    for d in (a, b):
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(base / "events", d)
+    query_before = duck_query_seconds(a)
+    compactor = str(pathlib.Path(WRITER).parent / "compactor")
+    p, dt_ours = sh([compactor, "optimize", "--table", str(a)], env={**os.environ, "RUST_LOG": "warn"})
+    ours = json.loads(p.stdout.decode().strip().splitlines()[-1])
+    code = work / "bench_compact.py"
+    code.write_text(COMPACT_PY)
+    p, _ = sh([sys.executable, str(code), str(b)])
+    theirs_s, added, removed = p.stdout.decode().split()
+    query_after = duck_query_seconds(a)
+    return {"files_before": files_before, "compactor_seconds": dt_ours, "compactor_summary": ours,
+            "python_deltalake_compact_seconds": float(theirs_s), "python_deltalake_files_added": int(added),
+            "python_deltalake_files_removed": int(removed),
+            "duckdb_query_seconds_before": query_before, "duckdb_query_seconds_after": query_after}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--only", default="writer,polars,deltalake")
     ap.add_argument("--batch-events", type=int, default=200_000)
     ap.add_argument("--skip-dedupe-scaling", action="store_true")
+    ap.add_argument("--skip-compaction", action="store_true")
     ap.add_argument("--scaling-sizes", default="1000000,10000000")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
@@ -188,6 +242,8 @@ def main():
         out["writer_vs_polars"] = out["writer"]["events_per_sec"] / out["polars"]["events_per_sec"]
     if "writer" in out and "python_deltalake" in out:
         out["writer_vs_python_deltalake"] = out["writer"]["events_per_sec"] / out["python_deltalake"]["events_per_sec"]
+    if not args.skip_compaction:
+        out["compaction"] = compaction_bench(src, work, max(args.events // 50, 1000))
     if not args.skip_dedupe_scaling:
         sizes = [int(s) for s in args.scaling_sizes.split(",")]
         out["dedupe_scaling"] = dedupe_scaling(work, sizes)

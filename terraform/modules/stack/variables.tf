@@ -134,7 +134,7 @@ variable "writer_metrics_port" {
 variable "rust_log" {
   description = "RUST_LOG of writer and compactor."
   type        = string
-  default     = "info"
+  default     = "info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn"
 }
 
 variable "compactor_cpu" {
