@@ -74,7 +74,7 @@ run "writer_container_contract" {
       WRITER_FLUSH_INTERVAL = "30s"
       WRITER_METRICS_PORT   = "9898"
       LOG_FORMAT            = "json"
-      RUST_LOG              = "info"
+      RUST_LOG              = "info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn"
       AWS_REGION            = "eu-west-1"
     }
     error_message = "The writer environment must follow the contract."
@@ -110,7 +110,7 @@ run "compactor_scheduled_task_contract" {
       COMPACTOR_COMMIT_LOCK = "dynamodb"
       COMPACTOR_LOCK_TABLE  = "events-lake-test-delta-lock"
       LOG_FORMAT            = "json"
-      RUST_LOG              = "info"
+      RUST_LOG              = "info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn"
       AWS_REGION            = "eu-west-1"
     }
     error_message = "The compactor environment must follow the contract."
