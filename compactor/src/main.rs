@@ -7,7 +7,7 @@ mod history;
 mod optimize;
 mod vacuum;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -84,7 +84,7 @@ pub struct OptimizeArgs {
     #[arg(long, env = "COMPACTOR_MIN_SMALL_FILES", default_value_t = 2)]
     pub min_small_files: usize,
     /// Only partitions with a file written within this window (e.g. `2d`).
-    #[arg(long, env = "COMPACTOR_SINCE", value_parser = parse_duration)]
+    #[arg(long, env = "COMPACTOR_SINCE", value_parser = storage::cli::parse_duration)]
     pub since: Option<std::time::Duration>,
     /// Only this partition (`column=value`; repeat for several columns).
     #[arg(long = "partition", value_parser = parse_partition)]
@@ -98,7 +98,7 @@ pub struct OptimizeArgs {
 pub struct VacuumArgs {
     /// Keep unreferenced files younger than this (default: the table's
     /// `delta.deletedFileRetentionDuration`, 7 days for tables this project creates).
-    #[arg(long, env = "COMPACTOR_RETENTION", value_parser = parse_duration)]
+    #[arg(long, env = "COMPACTOR_RETENTION", value_parser = storage::cli::parse_duration)]
     pub retention: Option<std::time::Duration>,
     /// Allow a retention shorter than the table's time-travel window.
     #[arg(long)]
@@ -147,31 +147,6 @@ struct HistoryCmd {
     limit: usize,
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num.parse().map_err(|_| format!("invalid duration `{s}`"))?;
-    let mult = match unit {
-        "s" | "" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        "w" => 604_800.0,
-        other => {
-            return Err(format!(
-                "invalid duration unit `{other}` (use s, m, h, d, w)"
-            ));
-        }
-    };
-    if !(v * mult).is_finite() || v < 0.0 {
-        return Err(format!("invalid duration `{s}`"));
-    }
-    Ok(std::time::Duration::from_secs_f64(v * mult))
-}
-
 fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -202,29 +177,9 @@ fn parse_partition(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected column=value, got `{s}`"))
 }
 
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=warn,delta_kernel=warn",
-        )
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init();
-    } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).init();
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
+    storage::cli::init_logging(&cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -241,7 +196,7 @@ fn main() -> ExitCode {
             if is_run {
                 tracing::info!(summary = %summary, "compactor run finished");
             }
-            match print_last_line(&summary) {
+            match storage::cli::print_last_line(&summary) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: writing the summary: {e}");
@@ -322,13 +277,6 @@ async fn run(command: Command) -> Result<Value> {
     Ok(summary)
 }
 
-/// The machine-readable result: one JSON line, always the last line on stdout.
-fn print_last_line(value: &Value) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{value}")?;
-    out.flush()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,15 +288,6 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("0").is_err());
         assert!(parse_size("12 parsecs").is_err());
-        assert_eq!(
-            parse_duration("168h"),
-            Ok(std::time::Duration::from_secs(168 * 3600))
-        );
-        assert_eq!(
-            parse_duration("2d"),
-            Ok(std::time::Duration::from_secs(2 * 86_400))
-        );
-        assert!(parse_duration("2y").is_err());
         assert_eq!(
             parse_partition("event_type=payment"),
             Ok(("event_type".into(), "payment".into()))

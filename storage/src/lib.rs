@@ -5,6 +5,7 @@
 //! table the writer can commit to is one the compactor can safely rewrite, and vice versa.
 
 pub mod aws;
+pub mod cli;
 pub mod error;
 pub mod files;
 pub mod lock;

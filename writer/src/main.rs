@@ -1,7 +1,6 @@
 //! `writer`: command-line entry point. Parses flags, sets up logging, and hands over to the
 //! library; errors get their context here and become a clear message and a non-zero exit.
 
-use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -400,29 +399,9 @@ fn default_writer_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=warn,delta_kernel=warn",
-        )
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init();
-    } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).init();
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
+    storage::cli::init_logging(&cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -454,7 +433,7 @@ async fn run(command: Command) -> Result<()> {
             let summary = ingest(config, source, NdjsonSource::blank_lines)
                 .await
                 .with_context(|| format!("ingesting {input} into {table}"))?;
-            print_last_line(&serde_json::to_value(&summary)?)
+            emit(&serde_json::to_value(&summary)?)
         }
         Command::Run(args) => {
             let config = args.resolve()?;
@@ -462,7 +441,7 @@ async fn run(command: Command) -> Result<()> {
                 .await
                 .context("starting the service")?;
             let summary = service.run().await.context("running the service")?;
-            print_last_line(&serde_json::to_value(&summary)?)
+            emit(&serde_json::to_value(&summary)?)
         }
         Command::LockTable(LockTableCommand::Create { lock_table }) => {
             let client = storage::aws::dynamodb().await;
@@ -475,7 +454,7 @@ async fn run(command: Command) -> Result<()> {
             )
             .await
             .with_context(|| format!("creating lock table {lock_table}"))?;
-            print_last_line(&serde_json::json!({"lock_table": lock_table, "result": outcome}))
+            emit(&serde_json::json!({"lock_table": lock_table, "result": outcome}))
         }
         Command::Generate(args) => {
             let cfg = GenConfig {
@@ -505,7 +484,7 @@ async fn run(command: Command) -> Result<()> {
                 .with_context(|| format!("sending to Kinesis stream {stream}"))?;
                 let mut v = serde_json::to_value(&generator.summary)?;
                 v["kinesis_records"] = serde_json::json!(records);
-                return print_last_line(&v);
+                return emit(&v);
             }
             if args.output == "-" {
                 let stdout = std::io::stdout();
@@ -519,17 +498,14 @@ async fn run(command: Command) -> Result<()> {
                 generator
                     .write_all(&mut out)
                     .with_context(|| format!("writing {}", args.output))?;
-                print_last_line(&serde_json::to_value(&generator.summary)?)?;
+                emit(&serde_json::to_value(&generator.summary)?)?;
             }
             Ok(())
         }
     }
 }
 
-/// The machine-readable result: one JSON line, always the last line on stdout.
-fn print_last_line(value: &serde_json::Value) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{value}")?;
-    out.flush()?;
-    Ok(())
+/// The one-line JSON summary, as the last stdout line.
+fn emit(value: &serde_json::Value) -> Result<()> {
+    Ok(storage::cli::print_last_line(value)?)
 }
