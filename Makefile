@@ -14,7 +14,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.req-$(shell sha1sum requirements-checkov.txt |
 export WRITER_BIN := $(CARGO_TARGET_DIR)/debug/writer
 export COMPACTOR_BIN := $(CARGO_TARGET_DIR)/debug/compactor
 
-.PHONY: all build demo test lint unit integration terraform-check venv bench clean-lake
+.PHONY: all build demo test lint unit integration terraform-check venv bench bench-kinesis clean-lake
 
 all: build
 
@@ -54,6 +54,16 @@ test: venv lint unit integration terraform-check
 bench: venv
 	cargo build --release --bins
 	PATH="$(VENV)/bin:$$PATH" $(PY) bench/run.py $(BENCH_ARGS)
+
+# Kinesis load test (issue 4): kinesalite (npm, in memory, loopback) for Kinesis, moto for S3
+# and DynamoDB. KINESIS_ARGS e.g. `--events 1000000 --rate 1000 --out bench/results/x.json`.
+NODE_DIR ?= $(HOME)/.cache/events-lake/node
+$(NODE_DIR)/node_modules/kinesalite/package.json:
+	npm install --silent --no-audit --no-fund --prefix $(NODE_DIR) kinesalite@3.3.3
+
+bench-kinesis: venv $(NODE_DIR)/node_modules/kinesalite/package.json
+	cargo build --release --bins
+	KINESALITE_DIR=$(NODE_DIR) PATH="$(VENV)/bin:$$PATH" $(PY) bench/kinesis_load.py $(KINESIS_ARGS)
 
 clean-lake:
 	rm -rf ./lake

@@ -1,15 +1,27 @@
-"""Load test of `writer run` through an emulated Kinesis stream (moto), for BENCHMARKS.md.
+"""Load test of `writer run` through an emulated Kinesis stream, for BENCHMARKS.md.
 
 Feeds N events (default 1M, an hour of production traffic) into a multi-shard stream with the
-load generator, while probe events are put one by one with their put time; measures
-sustained events/s, event put -> visible latency (a probe is visible when the commit whose
-recorded shard range covers its sequence number lands; p50/p99 from commitInfo timestamps),
-and the writer's peak RSS. Usage: python bench/kinesis_load.py [--events N] [--shards 4]
+load generator (`writer generate --kinesis-stream`, 1% producer duplicates, 0.1% malformed)
+while probe events are put one by one with their put time. Measures:
+
+* sustained events/s: records the writer read / (last commit visible - first put);
+* event put -> visible latency: a poller lists `_delta_log/` every 100 ms and notes when each
+  commit file appears; a probe is visible when the first commit whose recorded shard range
+  covers its sequence number appears (p50/p99/max over all probes);
+* writer peak RSS (sampled from /proc every 200 ms);
+* the commit durations the writer logged.
+
+Kinesis is kinesalite (npm) bound to 127.0.0.1 when available, else moto. moto's Kinesis is
+O(records in shard) per PutRecord and per GetRecords (it copies its key list), so a 1M-event
+run against it measures moto, not the writer. S3 and DynamoDB (lock + leases) are moto.
+Usage: python bench/kinesis_load.py [--events N] [--shards 4] [--rate R] [--kinesis moto]
 """
 import argparse
 import json
 import os
 import pathlib
+import re
+import shutil
 import signal
 import socket
 import statistics
@@ -25,6 +37,8 @@ import boto3
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 WRITER = os.environ.get("BENCH_WRITER", str(TARGET / "release" / "writer"))
+KINESALITE = pathlib.Path(os.environ.get("KINESALITE_DIR", pathlib.Path.home() / ".cache/events-lake/node"))
+COMMIT_KEY = re.compile(r"_delta_log/(\d{20})\.json$")
 
 
 def free_port():
@@ -33,37 +47,99 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_port(port):
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def start_kinesalite(port):
+    """kinesalite in memory, on loopback only (its CLI would bind every interface)."""
+    script = ("require('kinesalite')({createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0,"
+              f" shardLimit: 1000}}).listen({port}, '127.0.0.1')")
+    env = {**os.environ, "NODE_PATH": str(KINESALITE / "node_modules")}
+    return subprocess.Popen(["node", "-e", script], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return None
+    k = max(0, min(len(sorted_values) - 1, int(round(p / 100 * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[k]
+
+
+def cpu_seconds(pid):
+    """utime + stime of a live process, in seconds (None once it is gone)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--flush-interval", default="2s")
     ap.add_argument("--rate", type=float, default=0, help="generator events/s (0 = as fast as possible)")
+    ap.add_argument("--kinesis", choices=["kinesalite", "moto"],
+                    default="kinesalite" if (KINESALITE / "node_modules/kinesalite").exists() and shutil.which("node") else "moto")
+    ap.add_argument("--out", help="also write the JSON result to this file")
     args = ap.parse_args()
+    procs = []
     port = free_port()
-    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true", "AWS_EC2_METADATA_DISABLED": "true", "RUST_LOG": "warn"}
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    c = lambda s: boto3.client(s, endpoint_url=url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+    kurl = url
+    if args.kinesis == "kinesalite":
+        kport = free_port()
+        procs.append(start_kinesalite(kport))
+        kurl = f"http://127.0.0.1:{kport}"
+        wait_port(kport)
+    wait_port(port)
+    try:
+        run(args, url, kurl, {"moto": procs[0].pid, "kinesis_emulator": procs[-1].pid})
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+
+
+def run(args, url, kurl, emulators):
+    env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ENDPOINT_URL_KINESIS": kurl,
+           "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true", "AWS_EC2_METADATA_DISABLED": "true",
+           "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "info,buoyant_kernel=warn,deltalake_core=warn")}
+
+    def c(service):
+        return boto3.client(service, endpoint_url=kurl if service == "kinesis" else url, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
     stream, bucket = "load", "load-lake"
     c("kinesis").create_stream(StreamName=stream, ShardCount=args.shards)
+    while c("kinesis").describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+        time.sleep(0.2)
     c("s3").create_bucket(Bucket=bucket)
     subprocess.run([WRITER, "lock-table", "create", "--lock-table", "delta_log"], env=env, check=True, capture_output=True)
-    log = tempfile.NamedTemporaryFile(prefix="writer-load-", suffix=".log", delete=False)
+    log_path = tempfile.NamedTemporaryFile(prefix="writer-load-", suffix=".log", delete=False).name
+    log = open(log_path, "wb")
     writer = subprocess.Popen([WRITER, "run", "--stream", stream, "--table", f"s3://{bucket}/events",
                                "--rejected-table", f"s3://{bucket}/events_rejected", "--lease-table", "leases",
                                "--commit-lock", "dynamodb", "--flush-interval", args.flush_interval,
-                               "--poll-interval", "200ms", "--metrics-port", "0", "--exit-when-idle", "15s"],
+                               "--start-position", "TRIM_HORIZON",
+                               "--poll-interval", "200ms", "--metrics-port", "0", "--exit-when-idle", "15s",
+                               "--log-format", "json"],
                               env=env, stdout=subprocess.PIPE, stderr=log)
     peak_rss = [0]
+    stop = threading.Event()
+    pids = {"writer": writer.pid, **emulators}
+    cpu_start = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
+    cpu = dict(cpu_start)
 
     def sample_rss():
         while writer.poll() is None:
@@ -73,11 +149,34 @@ def main():
                         peak_rss[0] = max(peak_rss[0], int(line.split()[1]))
             except OSError:
                 pass
+            for name, pid in list(pids.items()):
+                cpu[name] = cpu_seconds(pid) or cpu[name]
             time.sleep(0.2)
 
-    threading.Thread(target=sample_rss, daemon=True).start()
+    # version -> wall time its commit file was first listed
+    visible = {}
+
+    def poll_log():
+        s3 = c("s3")
+        last = ""
+        while True:
+            done = stop.is_set() and writer.poll() is not None
+            kw = {"Bucket": bucket, "Prefix": "events/_delta_log/0"}
+            if last:
+                kw["StartAfter"] = last
+            try:
+                for o in s3.list_objects_v2(**kw).get("Contents", []):
+                    m = COMMIT_KEY.search(o["Key"])
+                    if m:
+                        visible.setdefault(int(m.group(1)), time.time())
+                        last = max(last, o["Key"])
+            except Exception as e:  # moto busy: try again
+                print(f"poll: {e}", file=sys.stderr)
+            if done:
+                return
+            time.sleep(0.1)
+
     probes = []
-    stop = threading.Event()
 
     def probe_loop():
         k = c("kinesis")
@@ -89,47 +188,87 @@ def main():
             probes.append((r["ShardId"], int(r["SequenceNumber"]), t))
             time.sleep(0.5)
 
+    threads = [threading.Thread(target=f, daemon=True) for f in (sample_rss, poll_log)]
+    for t in threads:
+        t.start()
     t0 = time.time()
-    threading.Thread(target=probe_loop, daemon=True).start()
-    gen = subprocess.run([WRITER, "generate", "--count", str(args.events), "--seed", "9", "--kinesis-stream", stream,
-                          "--rate", str(args.rate), "--duplicate-ratio", "0.01", "--malformed-ratio", "0.001"],
-                         env=env, capture_output=True)
+    prober = threading.Thread(target=probe_loop, daemon=True)
+    prober.start()
+    gen = subprocess.Popen([WRITER, "generate", "--count", str(args.events), "--seed", "9", "--kinesis-stream", stream,
+                            "--rate", str(args.rate), "--duplicate-ratio", "0.01", "--malformed-ratio", "0.001"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    pids["generator"] = gen.pid
+    cpu_start["generator"] = cpu["generator"] = 0.0
+    _, gen_err = gen.communicate()
     put_done = time.time()
     stop.set()
+    prober.join()
+    if gen.returncode != 0:
+        raise RuntimeError(f"generator failed: {gen_err.decode()[-2000:]}")
     out, _ = writer.communicate(timeout=3600)
+    threads[1].join()
+    log.close()
     summary = json.loads(out.decode().strip().splitlines()[-1])
-    # commits: timestamp and per-shard sequence ranges
+
     s3 = c("s3")
-    commits = []
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix="events/_delta_log/"):
-        for o in page.get("Contents", []):
-            key = o["Key"]
-            if key.endswith(".json") and "/.tmp/" not in key:
-                for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().splitlines():
-                    a = json.loads(line)
-                    ci = a.get("commitInfo", {})
-                    if "kinesis" in ci:
-                        commits.append((ci["timestamp"] / 1000.0, ci["kinesis"]["shards"]))
-    lat = []
+    commits = []  # (visible time, commitInfo timestamp, shards)
+    for version, seen_at in sorted(visible.items()):
+        body = s3.get_object(Bucket=bucket, Key=f"events/_delta_log/{version:020}.json")["Body"].read()
+        for line in body.splitlines():
+            ci = json.loads(line).get("commitInfo", {})
+            if "kinesis" in ci:
+                commits.append((seen_at, ci["timestamp"] / 1000.0, ci["kinesis"]["shards"]))
+    lat, lat_committed = [], []
     for shard, seq, t in probes:
-        seen = [ts for ts, shards in commits if shard in shards
+        seen = [(v, ts) for v, ts, shards in commits if shard in shards
                 and int(shards[shard]["first_sequence"]) <= seq <= int(shards[shard]["last_sequence"])]
         if seen:
-            lat.append(min(seen) - t)
-    last_commit = max(ts for ts, _ in commits)
+            v, ts = min(seen)
+            lat.append(v - t)
+            lat_committed.append(ts - t)
     lat.sort()
+    lat_committed.sort()
+    commit_ms = []
+    batch_sizes = []
+    for line in open(log_path, errors="replace"):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        f = rec.get("fields", rec)
+        if f.get("message") == "batch committed":
+            commit_ms.append(f["commit_ms"])
+            batch_sizes.append(f["read"])
+    commit_ms.sort()
+    last_visible = max(v for v, _, _ in commits)
     result = {
         "events": args.events, "shards": args.shards, "flush_interval": args.flush_interval,
-        "generator_seconds": put_done - t0, "generator_events_per_sec": args.events / (put_done - t0),
-        "end_to_end_seconds": last_commit - t0, "sustained_events_per_sec": summary["read"] / (last_commit - t0),
+        "kinesis": args.kinesis, "rate": args.rate,
+        "generator_seconds": round(put_done - t0, 2),
+        "generator_events_per_sec": round(args.events / (put_done - t0)),
+        "end_to_end_seconds": round(last_visible - t0, 2),
+        "sustained_events_per_sec": round(summary["read"] / (last_visible - t0)),
         "probes": len(probes), "probes_seen": len(lat),
-        "latency_p50_s": statistics.median(lat) if lat else None,
-        "latency_p99_s": lat[int(len(lat) * 0.99) - 1] if lat else None,
-        "writer_peak_rss_mb": peak_rss[0] / 1024, "writer_summary": summary,
+        "latency_p50_s": percentile(lat, 50), "latency_p99_s": percentile(lat, 99),
+        "latency_max_s": lat[-1] if lat else None,
+        # put -> the commit's own timestamp (taken when the commit is prepared, before the
+        # log entry is written): separates the writer's share from the poller's resolution.
+        "latency_to_commit_start_p50_s": percentile(lat_committed, 50),
+        "latency_to_commit_start_p99_s": percentile(lat_committed, 99),
+        "commits": len(commits),
+        "commit_ms_p50": percentile(commit_ms, 50), "commit_ms_p99": percentile(commit_ms, 99),
+        "batch_records_p50": percentile(sorted(batch_sizes), 50),
+        "batch_records_max": max(batch_sizes) if batch_sizes else None,
+        "writer_peak_rss_mb": round(peak_rss[0] / 1024, 1),
+        # CPU seconds each process used during the run (2 cores in all on the bench machine):
+        # shows which part was the bottleneck.
+        "cpu_seconds": {name: round(cpu[name] - cpu_start[name], 1) for name in pids}, "writer_summary": summary,
+        "writer_log": log_path,
     }
-    print(json.dumps(result, indent=2))
-    moto.send_signal(signal.SIGTERM)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        pathlib.Path(args.out).write_text(text + "\n")
 
 
 if __name__ == "__main__":

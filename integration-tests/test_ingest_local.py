@@ -166,3 +166,25 @@ def test_help_documents_flags(writer_bin):
     for flag in ("--input", "--table", "--rejected-table", "--max-batch-events", "--flush-interval",
                  "--dedupe-memory-mb", "--min-created-at", "--max-future"):
         assert flag in out
+
+
+def test_checkpoints_written_off_the_commit_path(writer_bin, tmp_lake, duck):
+    """Every `delta.checkpointInterval` (20, set at table creation) commits a checkpoint appears, written by a background
+    task rather than inside the commit, and the writer never expires log entries (that is
+    the compactor's job): all commits stay readable for time travel."""
+    lines = [json.dumps({"event_uuid": f"cp-{i}", "event_name": f"t{i % 3}:s", "created_at": 1710670530 + i}).encode()
+             for i in range(1030)]
+    src = tmp_lake / "in.ndjson"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    summary = ingest(writer_bin, src, tmp_lake, ["--max-batch-events", "5"])
+    assert summary["written"] == 1030
+    assert summary["table_version"] == 206  # version 0 creates the table, then 206 batches
+    log = tmp_lake / "events" / "_delta_log"
+    checkpoints = sorted(p.name for p in log.glob("*.checkpoint.parquet"))
+    assert checkpoints == [f"{v:020}.checkpoint.parquet" for v in range(19, 206, 20)]
+    assert json.loads((log / "_last_checkpoint").read_text())["version"] == 199
+    assert len(list(log.glob("*.json"))) == 207
+    # Readers that start from the checkpoint see every row; time travel before it still works.
+    n = duck.execute(f"SELECT count(*) FROM delta_scan('{tmp_lake / 'events'}')").fetchone()[0]
+    assert n == 1030
+    assert polars_deltalake.read_delta(str(tmp_lake / "events"), version=50).height == 250

@@ -5,6 +5,12 @@
 //! and commit at exactly the next version. A conflict (someone else committed first) is not
 //! an error: the loop re-syncs, re-filters, rewrites only the partitions whose rows changed,
 //! and tries again.
+//!
+//! Table maintenance stays off the commit path: delta-rs would otherwise, after *every*
+//! commit, list the whole `_delta_log` to expire old entries (a cost that grows with the
+//! table's age) and, every `checkpointInterval` commits, write the checkpoint inline. Here a
+//! checkpoint due at a version is written by a background task while the next batch is
+//! read and committed; log expiry is the compactor's job (`compactor checkpoint`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -13,6 +19,7 @@ use deltalake::DeltaTable;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, Add, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::table::state::DeltaTableState;
 use deltalake::{DeltaTableError, ObjectStore};
 use futures::{StreamExt, TryStreamExt};
 use rand::Rng;
@@ -49,6 +56,8 @@ pub struct TableSink {
     table: DeltaTable,
     index: KeyIndex,
     def: &'static TableDef,
+    /// The background checkpoint in flight, if any (at most one per table).
+    checkpointing: Option<tokio::task::JoinHandle<()>>,
 }
 
 struct StagedFile {
@@ -70,6 +79,7 @@ impl TableSink {
             table,
             index,
             def,
+            checkpointing: None,
         }
     }
 
@@ -161,14 +171,34 @@ impl TableSink {
         txns: Vec<Transaction>,
         expect: &[(String, Option<i64>)],
     ) -> Result<AppendOutcome, AppendError> {
+        self.append_after(rows, metadata, txns, expect, None).await
+    }
+
+    /// [`Self::append`], but the commit itself waits for `gate`: everything before it (sync,
+    /// dedupe, Parquet, uploads) overlaps with whatever the gate stands for — the batch's
+    /// rejected-table commit, which must land first. A gate that reports failure (or is
+    /// dropped) aborts the append before anything is committed; staged files are deleted.
+    pub async fn append_after(
+        &mut self,
+        rows: &dyn SinkRows,
+        metadata: HashMap<String, Value>,
+        txns: Vec<Transaction>,
+        expect: &[(String, Option<i64>)],
+        mut gate: Option<tokio::sync::oneshot::Receiver<bool>>,
+    ) -> Result<AppendOutcome, AppendError> {
         let started = Instant::now();
         let partitions = rows.partitions();
         let total: usize = partitions.iter().map(|(_, r)| r.len()).sum();
         let store = self.table.log_store().object_store(None);
         let mut staged: HashMap<PartitionValues, StagedFile> = HashMap::new();
         let mut outcome = AppendOutcome::default();
+        // Phase timings of the last attempt, for `debug` logs (where a slow commit goes).
+        let mut phases = [Duration::ZERO; 5];
         let result = loop {
+            let t = Instant::now();
             self.index.sync(&mut self.table).await?;
+            phases[0] = t.elapsed();
+            let t = Instant::now();
             for (app, want) in expect {
                 let have = self.index.txn_version(&self.table, app).await?;
                 if have != *want {
@@ -189,6 +219,7 @@ impl TableSink {
                     .extend(idx.iter().map(|&i| rows.key(i)));
             }
             let existing = self.index.existing(&self.table, &candidates).await?;
+            phases[1] = t.elapsed();
             let mut survivors: Vec<(PartitionValues, Vec<usize>)> = Vec::new();
             for (pv, idx) in &partitions {
                 let keep: Vec<usize> = match existing.get(&self.index.scope_of(pv)) {
@@ -225,10 +256,12 @@ impl TableSink {
                 }
             }
             stale.extend(staged.drain().map(|(_, f)| f));
+            let t = Instant::now();
             self.discard(&*store, stale).await;
             for (pv, f) in self.stage(&*store, rows, to_write).await? {
                 next.insert(pv, f);
             }
+            phases[2] = t.elapsed();
             staged = next;
             let Some(base) = self.index.version() else {
                 break Err(LakeError::Invariant {
@@ -240,8 +273,18 @@ impl TableSink {
                 .values()
                 .map(|f| Action::Add(f.add.clone()))
                 .collect();
-            match self.commit(adds, metadata.clone(), txns.clone()).await {
-                Ok(version) => {
+            if let Some(g) = gate.take()
+                && !g.await.unwrap_or(false)
+            {
+                self.discard(&*store, staged.into_values()).await;
+                return Err(AppendError::Aborted);
+            }
+            let t = Instant::now();
+            let committed = self.commit(adds, metadata.clone(), txns.clone()).await;
+            phases[3] = t.elapsed();
+            match committed {
+                Ok((version, state)) => {
+                    let t = Instant::now();
                     if version != base + 1 {
                         // Cannot happen with max_retries = 0; refuse to guess.
                         break Err(LakeError::Invariant {
@@ -258,10 +301,11 @@ impl TableSink {
                         .flat_map(|(scope, f)| f.rows.iter().map(move |&i| (scope, rows.key(i))));
                     self.index.committed(version, keys);
                     self.index.committed_txns(&txns);
-                    self.table
-                        .update_incremental(Some(version as u64))
-                        .await
-                        .map_err(|e| LakeError::delta(&self.uri, "load committed version", e))?;
+                    // The commit returns the table state at the new version: adopting it
+                    // saves listing and re-reading the log entry just written.
+                    self.table.state = Some(state);
+                    phases[4] = t.elapsed();
+                    self.checkpoint_if_due(version);
                     outcome.written = kept as u64;
                     outcome.files = staged.len() as u64;
                     outcome.version = Some(version);
@@ -291,6 +335,18 @@ impl TableSink {
         };
         let mut outcome = result?;
         outcome.commit_ms = started.elapsed().as_millis() as u64;
+        let ms = |d: Duration| d.as_millis() as u64;
+        tracing::debug!(
+            table = %self.uri,
+            total_ms = outcome.commit_ms,
+            sync_ms = ms(phases[0]),
+            dedupe_ms = ms(phases[1]),
+            write_files_ms = ms(phases[2]),
+            commit_ms = ms(phases[3]),
+            refresh_ms = ms(phases[4]),
+            files = outcome.files,
+            "append phases"
+        );
         Ok(outcome)
     }
 
@@ -344,17 +400,67 @@ impl TableSink {
         }
     }
 
+    /// Start a checkpoint of `version` in the background when the table's
+    /// `delta.checkpointInterval` says one is due (the rule delta-rs applies inline). A
+    /// checkpoint is an optimisation for readers, never needed for correctness, so a failure
+    /// is logged and the next due version tries again; a crash mid-way leaves at most an
+    /// unreferenced file (the checkpoint is one PUT, `_last_checkpoint` another).
+    fn checkpoint_if_due(&mut self, version: i64) {
+        let Ok(snapshot) = self.table.snapshot() else {
+            return;
+        };
+        // Unset means the protocol default of 100.
+        let interval = snapshot
+            .table_config()
+            .checkpoint_interval
+            .map_or(100, |n| n.get());
+        if !(version as u64 + 1).is_multiple_of(interval) {
+            return;
+        }
+        if self
+            .checkpointing
+            .as_ref()
+            .is_some_and(|h| !h.is_finished())
+        {
+            tracing::debug!(table = %self.uri, version, "previous checkpoint still running; skipping");
+            return;
+        }
+        let table = self.table.clone();
+        let uri = self.uri.clone();
+        self.checkpointing = Some(tokio::spawn(async move {
+            let started = Instant::now();
+            match deltalake::checkpoints::create_checkpoint(&table, None).await {
+                Ok(()) => {
+                    tracing::info!(table = %uri, version, ms = started.elapsed().as_millis() as u64, "checkpoint written")
+                }
+                Err(e) => {
+                    tracing::warn!(table = %uri, version, error = %e, "checkpoint failed; a later one will cover it")
+                }
+            }
+        }));
+    }
+
+    /// Wait for a background checkpoint (on shutdown: finishing it saves the next reader a
+    /// long log replay).
+    pub async fn finish_maintenance(&mut self) {
+        if let Some(h) = self.checkpointing.take() {
+            let _ = h.await;
+        }
+    }
+
     async fn commit(
         &self,
         actions: Vec<Action>,
         metadata: HashMap<String, Value>,
         txns: Vec<Transaction>,
-    ) -> Result<i64, CommitError> {
+    ) -> Result<(i64, DeltaTableState), CommitError> {
         let snapshot = self.table.snapshot().map_err(CommitError::Failed)?;
         let props = CommitProperties::default()
             .with_metadata(metadata)
             .with_application_transactions(txns)
-            .with_max_retries(0);
+            .with_max_retries(0)
+            .with_create_checkpoint(false)
+            .with_cleanup_expired_logs(Some(false));
         let op = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: Some(
@@ -371,7 +477,7 @@ impl TableSink {
             .build(Some(snapshot), self.table.log_store(), op)
             .await;
         match result {
-            Ok(done) => Ok(done.version() as i64),
+            Ok(done) => Ok((done.version() as i64, done.snapshot())),
             Err(e) if is_conflict(&e) => Err(CommitError::Conflict),
             Err(e) => Err(CommitError::Failed(e)),
         }
@@ -383,6 +489,9 @@ impl TableSink {
 pub enum AppendError {
     #[error(transparent)]
     Lake(#[from] LakeError),
+    /// The commit this append was gated on failed; nothing was committed.
+    #[error("aborted: an earlier commit of the same batch failed")]
+    Aborted,
     /// Another writer advanced the `txn` this append expected (a lost shard lease).
     #[error("fenced: txn {app_id} is at {found:?}, expected {expected:?}")]
     Fenced {

@@ -167,7 +167,8 @@ struct RunArgs {
     /// Maximum raw bytes per batch.
     #[arg(long, env = "WRITER_MAX_BATCH_BYTES")]
     max_batch_bytes: Option<usize>,
-    /// Maximum time a record waits before its batch is committed (default `5s`).
+    /// Target time from a record being read to its commit being visible (default `5s`): the
+    /// flush starts early by the recent commit duration (at most half of this).
     #[arg(long, env = "WRITER_FLUSH_INTERVAL", value_parser = parse_duration)]
     flush_interval: Option<std::time::Duration>,
     /// Lease duration: a lease not renewed for this long may be taken (default `10s`).

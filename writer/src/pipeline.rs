@@ -25,6 +25,8 @@ pub enum PipelineError {
     Lake(#[from] LakeError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error("batch aborted: an earlier commit of the same batch failed")]
+    Aborted,
     #[error("fenced: txn {app_id} is at {found:?}, expected {expected:?}")]
     Fenced {
         app_id: String,
@@ -37,6 +39,7 @@ impl From<AppendError> for PipelineError {
     fn from(e: AppendError) -> Self {
         match e {
             AppendError::Lake(l) => PipelineError::Lake(l),
+            AppendError::Aborted => PipelineError::Aborted,
             AppendError::Fenced {
                 app_id,
                 expected,
@@ -166,19 +169,28 @@ impl Pipeline {
             json!({"name": source, "positions": position_ranges(records)}),
         );
 
-        // Rejections first: they are idempotent (keyed by origin), so if we crash before the
-        // events commit, replaying the batch cannot record them twice.
+        // Rejections commit first: they are idempotent (keyed by origin), so if we crash
+        // before the events commit, replaying the batch cannot record them twice; the events
+        // commit (which carries the source positions) must never land without them. The two
+        // appends still overlap: only the events *commit* waits for the rejected one.
         let mut report = BatchReport::default();
-        if !decoded.rejects.is_empty() {
-            let rows = RejectRows::new(&decoded.rejects, lineage());
-            let mut m = meta.clone();
-            m.insert("counts".into(), json!({"rejected": decoded.rejects.len()}));
-            let out = self.rejected.append(&rows, m, Vec::new(), &[]).await?;
-            counts.rejected_written = out.written;
-            report.rejected_version = out.version;
-            report.conflicts += out.conflicts;
-        }
-
+        let reject_rows = RejectRows::new(&decoded.rejects, lineage());
+        let mut reject_meta = meta.clone();
+        reject_meta.insert("counts".into(), json!({"rejected": decoded.rejects.len()}));
+        let (gate_tx, gate_rx) = tokio::sync::oneshot::channel();
+        let rejected_sink = &mut self.rejected;
+        let rejected = async {
+            let out = if decoded.rejects.is_empty() {
+                Ok(None)
+            } else {
+                rejected_sink
+                    .append(&reject_rows, reject_meta, Vec::new(), &[])
+                    .await
+                    .map(Some)
+            };
+            let _ = gate_tx.send(out.is_ok());
+            out
+        };
         let rows = EventRows {
             rows: &decoded.events,
             keep: &keep,
@@ -189,7 +201,16 @@ impl Pipeline {
             "counts".into(),
             json!({"read": counts.read, "valid": decoded.events.len(), "rejected": counts.rejected, "duplicates_in_batch": in_batch_dups}),
         );
-        let out = self.events.append(&rows, m, txns, expect).await?;
+        let events = self
+            .events
+            .append_after(&rows, m, txns, expect, Some(gate_rx));
+        let (rejected, events) = tokio::join!(rejected, events);
+        if let Some(out) = rejected? {
+            counts.rejected_written = out.written;
+            report.rejected_version = out.version;
+            report.conflicts += out.conflicts;
+        }
+        let out = events?;
         counts.written = out.written;
         counts.duplicates = in_batch_dups + out.duplicates;
         report.events_version = out.version;
@@ -281,6 +302,8 @@ pub async fn ingest<S: Source>(
             break;
         }
     }
+    pipeline.events.finish_maintenance().await;
+    pipeline.rejected.finish_maintenance().await;
     let secs = started.elapsed().as_secs_f64();
     Ok(IngestSummary {
         counts: total,

@@ -224,17 +224,25 @@ impl DynamoDbLogStore {
         Path::from(format!("_delta_log/{temp_path}"))
     }
 
-    /// Publish an incomplete entry: copy its temp file to `N.json` (if absent) and mark it
-    /// complete. Safe to run concurrently from any number of processes.
+    /// Publish an incomplete entry left by another (possibly crashed) writer: copy its temp
+    /// file to `N.json` (if absent) and mark it complete. Safe to run concurrently from any
+    /// number of processes.
     pub async fn repair(&self, entry: &Entry) -> Result<(), TransactionError> {
+        self.publish(entry, false).await
+    }
+
+    /// Steps 5-6 of a commit. `own`: the entry was just put by this writer, so `N.json` cannot
+    /// exist unless a concurrent repairer copied the very same temp file — copying it again
+    /// is harmless, which saves the existence check on the hot path.
+    async fn publish(&self, entry: &Entry, own: bool) -> Result<(), TransactionError> {
         if entry.complete {
             return Ok(());
         }
         let target = commit_uri_from_version(Some(entry.version));
         let mut last = None;
-        for _ in 0..REPAIR_ATTEMPTS {
+        for attempt in 0..REPAIR_ATTEMPTS {
             let step = async {
-                if !self.exists(&target, entry.version).await? {
+                if (own && attempt == 0) || !self.exists(&target, entry.version).await? {
                     self.store
                         .copy(&Self::temp_location(&entry.temp_path), &target)
                         .await
@@ -244,7 +252,9 @@ impl DynamoDbLogStore {
             };
             match step.await {
                 Ok(()) => {
-                    tracing::info!(table = %self.table_path, version = entry.version, "repaired incomplete commit entry");
+                    if !own {
+                        tracing::info!(table = %self.table_path, version = entry.version, "repaired incomplete commit entry");
+                    }
                     return Ok(());
                 }
                 Err(e) => last = Some(e),
@@ -384,7 +394,7 @@ impl LogStore for DynamoDbLogStore {
         }
         // 5-6. Publish. Failures here do not undo the commit: any reader or the next
         // writer completes it (see the crash table above).
-        if let Err(e) = self.repair(&entry).await {
+        if let Err(e) = self.publish(&entry, true).await {
             tracing::warn!(table = %self.table_path, version, error = %e, "commit entry left incomplete; it will be repaired");
         }
         Ok(())

@@ -29,6 +29,17 @@ locals {
       period = 300
     },
     {
+      title = "Freshness: Kinesis arrival to visible in the table (ms)"
+      metrics = [
+        [local.ns, "FreshnessMs", { stat = "p50", label = "p50" }],
+        [local.ns, "FreshnessMs", { stat = "p99", label = "p99" }],
+      ]
+      period = 300
+      annotations = {
+        horizontal = [{ label = "alarm", value = var.freshness_threshold_ms }]
+      }
+    },
+    {
       title = "Rejected records and writer errors"
       metrics = [
         [local.ns, "EventsRejected", { stat = "Sum" }],

@@ -60,7 +60,8 @@ resource "aws_sns_topic_subscription" "email" {
 # ------------------------------------------------------------------ metrics from the JSON logs
 #
 # The writer logs (tracing-subscriber JSON, flattened) after each commit:
-#   {"message":"batch committed","written":N,"duplicates":N,"rejected":N,"commit_ms":N,"version":N,...}
+#   {"message":"batch committed","written":N,"duplicates":N,"rejected":N,"commit_ms":N,"version":N,
+#    "freshness_ms":N (age of the batch's oldest record since its Kinesis arrival),...}
 # the compactor "compactor run finished" / "compactor run failed".
 
 locals {
@@ -71,6 +72,7 @@ locals {
     duplicates     = { metric = "DuplicatesDropped", pattern = local.batch_committed, value = "$.duplicates", unit = "Count", default = 0 }
     rejected       = { metric = "EventsRejected", pattern = local.batch_committed, value = "$.rejected", unit = "Count", default = 0 }
     commit_latency = { metric = "CommitLatencyMs", pattern = local.batch_committed, value = "$.commit_ms", unit = "Milliseconds", default = null }
+    freshness      = { metric = "FreshnessMs", pattern = "{ $.message = \"batch committed\" && $.freshness_ms = * }", value = "$.freshness_ms", unit = "Milliseconds", default = null }
     commits        = { metric = "BatchesCommitted", pattern = local.batch_committed, value = "1", unit = "Count", default = 0 }
     errors         = { metric = "WriterErrors", pattern = "{ $.level = \"ERROR\" }", value = "1", unit = "Count", default = 0 }
   }
@@ -164,6 +166,25 @@ resource "aws_cloudwatch_metric_alarm" "commit_latency" {
   datapoints_to_alarm = 2
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.commit_latency_threshold_ms
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.writer]
+}
+
+resource "aws_cloudwatch_metric_alarm" "freshness" {
+  alarm_name          = "${var.name_prefix}-freshness"
+  alarm_description   = "Events became visible in the table more than ${var.freshness_threshold_ms} ms after reaching Kinesis (p99 over 5 minutes)."
+  namespace           = local.ns
+  metric_name         = "FreshnessMs"
+  extended_statistic  = "p99"
+  period              = 300
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.freshness_threshold_ms
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions

@@ -14,6 +14,7 @@ output "alarm_names" {
     aws_cloudwatch_metric_alarm.iterator_age.alarm_name,
     aws_cloudwatch_metric_alarm.rejected_spike.alarm_name,
     aws_cloudwatch_metric_alarm.commit_latency.alarm_name,
+    aws_cloudwatch_metric_alarm.freshness.alarm_name,
     aws_cloudwatch_metric_alarm.writer_down.alarm_name,
     aws_cloudwatch_metric_alarm.compactor_failed.alarm_name,
     aws_cloudwatch_metric_alarm.compactor_not_succeeding.alarm_name,

@@ -77,6 +77,12 @@ variable "commit_latency_threshold_ms" {
   default     = 20000
 }
 
+variable "freshness_threshold_ms" {
+  description = "Alarm when the p99 time from Kinesis arrival to visible in the table exceeds this over 5 minutes (the writer aims at its flush interval)."
+  type        = number
+  default     = 60000
+}
+
 variable "compactor_success_window_seconds" {
   description = "Alarm when no compactor run succeeded within this window (a multiple of 60, at most 86400; use about twice the schedule interval)."
   type        = number

@@ -75,6 +75,7 @@ pub struct Metrics {
     pub leases_taken: AtomicU64,
     commit_latency: Mutex<Histogram>,
     batch_size: Mutex<Histogram>,
+    freshness: Mutex<Histogram>,
     lag: Mutex<BTreeMap<String, i64>>,
     last_loop: Mutex<Option<Instant>>,
 }
@@ -86,6 +87,14 @@ impl Metrics {
         }
         if let Ok(mut h) = self.batch_size.lock() {
             h.observe(&SIZE_BUCKETS, events as f64);
+        }
+    }
+
+    /// Age of a batch's oldest record when its commit became visible (stream arrival time →
+    /// now): the number a freshness SLO is written against.
+    pub fn observe_freshness(&self, seconds: f64) {
+        if let Ok(mut h) = self.freshness.lock() {
+            h.observe(&LATENCY_BUCKETS, seconds.max(0.0));
         }
     }
 
@@ -185,6 +194,14 @@ impl Metrics {
                 &LATENCY_BUCKETS,
             );
         }
+        if let Ok(h) = self.freshness.lock() {
+            h.render(
+                &mut out,
+                "events_lake_commit_freshness_seconds",
+                "Age of each batch's oldest record (stream arrival time) when its commit became visible.",
+                &LATENCY_BUCKETS,
+            );
+        }
         if let Ok(h) = self.batch_size.lock() {
             h.render(
                 &mut out,
@@ -263,7 +280,10 @@ mod tests {
         m.records_read.fetch_add(5, Ordering::Relaxed);
         m.observe_commit(0.3, 1000);
         m.set_lag("shardId-000000000000", 42);
+        m.observe_freshness(3.0);
         let text = m.render();
+        assert!(text.contains("events_lake_commit_freshness_seconds_bucket{le=\"2.5\"} 0"));
+        assert!(text.contains("events_lake_commit_freshness_seconds_bucket{le=\"5\"} 1"));
         assert!(text.contains("events_lake_records_read_total 5"));
         assert!(text.contains("events_lake_commit_latency_seconds_bucket{le=\"0.5\"} 1"));
         assert!(text.contains("events_lake_commit_latency_seconds_bucket{le=\"0.25\"} 0"));

@@ -81,7 +81,10 @@ struct Shard {
 struct Buffer {
     records: Vec<RawRecord>,
     bytes: usize,
+    /// When the oldest buffered record was read (the flush deadline runs from here).
     since: Option<Instant>,
+    /// Earliest stream arrival time in the buffer (Unix seconds), for the freshness metric.
+    oldest_arrival: Option<f64>,
 }
 
 pub fn app_id(stream: &str, shard: &str) -> String {
@@ -104,6 +107,8 @@ pub struct Service {
     source_name: Arc<str>,
     started: Instant,
     last_discovery: Option<Instant>,
+    /// Smoothed duration of recent flushes (decode → commit visible).
+    commit_estimate: Duration,
 }
 
 impl Service {
@@ -148,6 +153,7 @@ impl Service {
             source_name,
             started: Instant::now(),
             last_discovery: None,
+            commit_estimate: Duration::ZERO,
         })
     }
 
@@ -158,10 +164,7 @@ impl Service {
         lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let reason = loop {
             self.metrics.heartbeat();
-            let flush_at = self
-                .buffer
-                .since
-                .map(|s| s + self.cfg.pipeline.flush.max_latency);
+            let flush_at = self.buffer.since.map(|s| s + self.flush_wait());
             tokio::select! {
                 _ = &mut shutdown => break "signal".to_string(),
                 _ = lease_tick.tick() => {
@@ -172,6 +175,12 @@ impl Service {
                 ev = self.rx.recv() => {
                     if let Some((generation, ev)) = ev {
                         self.on_event(generation, ev);
+                        // Take everything the readers delivered meanwhile (e.g. during a
+                        // commit) before deciding to flush: deciding on the first shard's
+                        // records alone would commit one shard per batch and fall behind.
+                        while let Ok((generation, ev)) = self.rx.try_recv() {
+                            self.on_event(generation, ev);
+                        }
                     }
                 }
                 _ = sleep_until(flush_at) => {}
@@ -180,7 +189,7 @@ impl Service {
             let due = self
                 .buffer
                 .since
-                .is_some_and(|s| s.elapsed() >= flush.max_latency)
+                .is_some_and(|s| s.elapsed() >= self.flush_wait())
                 || self.buffer.records.len() >= flush.max_events
                 || self.buffer.bytes >= flush.max_bytes;
             if due {
@@ -209,6 +218,14 @@ impl Service {
         })
     }
 
+    /// How long the oldest buffered record may wait before the flush starts. The flush
+    /// interval is a promise about *visibility* (record read → commit visible), so the time a
+    /// commit takes is spent out of it: flushing starts early by the smoothed commit duration,
+    /// capped at half the interval so batches never degenerate under a slow store.
+    fn flush_wait(&self) -> Duration {
+        flush_wait(self.cfg.pipeline.flush.max_latency, self.commit_estimate)
+    }
+
     fn idle_for(&self, idle: Duration) -> bool {
         self.started.elapsed() >= idle
             && self.buffer.records.is_empty()
@@ -235,6 +252,8 @@ impl Service {
             ShardEvent::Records {
                 records,
                 millis_behind,
+                received,
+                oldest_arrival,
                 ..
             } => {
                 if let Some(lag) = millis_behind {
@@ -245,7 +264,12 @@ impl Service {
                     .fetch_add(records.len() as u64, Ordering::Relaxed);
                 self.buffer.bytes += records.iter().map(|r| r.data.len()).sum::<usize>();
                 self.buffer.records.extend(records);
-                self.buffer.since.get_or_insert_with(Instant::now);
+                let since = self.buffer.since.get_or_insert(received);
+                *since = (*since).min(received);
+                if let Some(t) = oldest_arrival {
+                    let o = self.buffer.oldest_arrival.get_or_insert(t);
+                    *o = o.min(t);
+                }
             }
             ShardEvent::End { .. } => state.ended = true,
             ShardEvent::Failed { error, .. } => {
@@ -258,6 +282,7 @@ impl Service {
     /// Commit the buffer: rows + per-shard txns + positions, fenced; then move checkpoints.
     async fn flush(&mut self) {
         let records = std::mem::take(&mut self.buffer.records);
+        let oldest_arrival = self.buffer.oldest_arrival;
         self.buffer = Buffer::default();
         if records.is_empty() {
             return;
@@ -321,6 +346,11 @@ impl Service {
                 m.commit_conflicts
                     .fetch_add(u64::from(report.conflicts), Ordering::Relaxed);
                 m.observe_commit(started.elapsed().as_secs_f64(), c.read);
+                self.commit_estimate = smooth(self.commit_estimate, started.elapsed());
+                let freshness = oldest_arrival.map(|arrived| (unix_now() - arrived).max(0.0));
+                if let Some(f) = freshness {
+                    m.observe_freshness(f);
+                }
                 tracing::info!(
                     read = c.read,
                     written = c.written,
@@ -328,6 +358,7 @@ impl Service {
                     rejected = c.rejected,
                     version = report.events_version,
                     commit_ms = started.elapsed().as_millis() as u64,
+                    freshness_ms = freshness.map(|f| (f * 1000.0) as u64),
                     shards = last.len(),
                     "batch committed"
                 );
@@ -675,6 +706,26 @@ impl Service {
     }
 }
 
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn flush_wait(interval: Duration, commit_estimate: Duration) -> Duration {
+    interval.saturating_sub(commit_estimate.min(interval / 2))
+}
+
+/// Exponentially weighted moving average (weight 1/4 on the newest sample): follows a store
+/// that slows down within a few batches without jumping on one outlier.
+fn smooth(previous: Duration, sample: Duration) -> Duration {
+    if previous.is_zero() {
+        sample
+    } else {
+        (previous * 3 + sample) / 4
+    }
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -705,4 +756,33 @@ fn shutdown_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> +
             let _ = tokio::signal::ctrl_c().await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_starts_early_by_the_commit_time_but_never_before_half_the_interval() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        assert_eq!(flush_wait(s(2), Duration::ZERO), s(2));
+        assert_eq!(flush_wait(s(2), ms(600)), ms(1400));
+        assert_eq!(flush_wait(s(2), s(5)), s(1));
+        assert_eq!(flush_wait(Duration::ZERO, s(1)), Duration::ZERO);
+    }
+
+    #[test]
+    fn smoothing_starts_at_the_first_sample_and_damps_outliers() {
+        let ms = Duration::from_millis;
+        let first = smooth(Duration::ZERO, ms(800));
+        assert_eq!(first, ms(800));
+        let after_spike = smooth(first, ms(4800));
+        assert_eq!(after_spike, ms(1800));
+        let mut d = after_spike;
+        for _ in 0..20 {
+            d = smooth(d, ms(800));
+        }
+        assert!(d < ms(810), "{d:?}");
+    }
 }

@@ -40,6 +40,7 @@ run "every_alarm_notifies_the_topic" {
         aws_cloudwatch_metric_alarm.iterator_age,
         aws_cloudwatch_metric_alarm.rejected_spike,
         aws_cloudwatch_metric_alarm.commit_latency,
+        aws_cloudwatch_metric_alarm.freshness,
         aws_cloudwatch_metric_alarm.writer_down,
         aws_cloudwatch_metric_alarm.compactor_failed,
         aws_cloudwatch_metric_alarm.compactor_not_succeeding,
@@ -82,6 +83,7 @@ run "metric_filters_follow_log_contract" {
       duplicates     = "$.duplicates"
       rejected       = "$.rejected"
       commit_latency = "$.commit_ms"
+      freshness      = "$.freshness_ms"
       commits        = "1"
       errors         = "1"
     }
@@ -99,7 +101,7 @@ run "metric_filters_follow_log_contract" {
     error_message = "Compactor failure metric comes from \"compactor run failed\"."
   }
   assert {
-    condition     = length(jsondecode(aws_cloudwatch_dashboard.this.dashboard_body).widgets) == 7
-    error_message = "The dashboard has its seven widgets."
+    condition     = length(jsondecode(aws_cloudwatch_dashboard.this.dashboard_body).widgets) == 8
+    error_message = "The dashboard has its eight widgets."
   }
 }

@@ -114,6 +114,12 @@ pub enum ShardEvent {
         shard: Arc<str>,
         records: Vec<RawRecord>,
         millis_behind: Option<i64>,
+        /// When the reader got them: the flush deadline runs from here, not from when the
+        /// (possibly busy committing) service loop looked at them.
+        received: std::time::Instant,
+        /// Earliest `ApproximateArrivalTimestamp` (Unix seconds, the stream's clock), for
+        /// the freshness metric.
+        oldest_arrival: Option<f64>,
     },
     /// The shard is closed and every record was sent.
     End { shard: Arc<str> },
@@ -223,7 +229,14 @@ pub async fn read_shard(
         {
             Ok(out) => {
                 backoff = poll;
+                let received = std::time::Instant::now();
                 let mut records = Vec::with_capacity(out.records().len());
+                let oldest_arrival = out
+                    .records()
+                    .iter()
+                    .filter_map(|r| r.approximate_arrival_timestamp())
+                    .map(|t| t.as_secs_f64())
+                    .reduce(f64::min);
                 for r in out.records() {
                     let seq: Arc<str> = Arc::from(r.sequence_number());
                     let data = r.data().as_ref();
@@ -257,6 +270,8 @@ pub async fn read_shard(
                         shard: shard.clone(),
                         records,
                         millis_behind: out.millis_behind_latest(),
+                        received,
+                        oldest_arrival,
                     };
                     if tx.send(ev).await.is_err() {
                         return;
