@@ -5,8 +5,8 @@ load generator (`writer generate --kinesis-stream`, 1% producer duplicates, 0.1%
 while probe events are put one by one with their put time. Measures:
 
 * sustained events/s: records the writer read / (last commit visible - first put);
-* event put -> visible latency: a poller lists `_delta_log/` every 100 ms and notes when each
-  commit file appears; a probe is visible when the first commit whose recorded shard range
+* event put -> visible latency: a poller HEADs the next commit file every 100 ms and notes
+  when each appears; a probe is visible when the first commit whose recorded shard range
   covers its sequence number appears (p50/p99/max over all probes);
 * writer peak RSS (sampled from /proc every 200 ms);
 * the commit durations the writer logged.
@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import pathlib
-import re
 import shutil
 import signal
 import socket
@@ -38,7 +37,6 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 WRITER = os.environ.get("BENCH_WRITER", str(TARGET / "release" / "writer"))
 KINESALITE = pathlib.Path(os.environ.get("KINESALITE_DIR", pathlib.Path.home() / ".cache/events-lake/node"))
-COMMIT_KEY = re.compile(r"_delta_log/(\d{20})\.json$")
 
 
 def free_port():
@@ -89,6 +87,9 @@ def main():
     ap.add_argument("--rate", type=float, default=0, help="generator events/s (0 = as fast as possible)")
     ap.add_argument("--kinesis", choices=["kinesalite", "moto"],
                     default="kinesalite" if (KINESALITE / "node_modules/kinesalite").exists() and shutil.which("node") else "moto")
+    ap.add_argument("--store", choices=["s3", "local"], default="s3",
+                    help="s3: tables in moto S3 with the DynamoDB commit lock; local: tables on local disk "
+                         "(separates the writer from moto's S3 costs; leases stay in moto DynamoDB)")
     ap.add_argument("--out", help="also write the JSON result to this file")
     args = ap.parse_args()
     procs = []
@@ -124,13 +125,33 @@ def run(args, url, kurl, emulators):
     c("kinesis").create_stream(StreamName=stream, ShardCount=args.shards)
     while c("kinesis").describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
         time.sleep(0.2)
-    c("s3").create_bucket(Bucket=bucket)
-    subprocess.run([WRITER, "lock-table", "create", "--lock-table", "delta_log"], env=env, check=True, capture_output=True)
+    if args.store == "s3":
+        c("s3").create_bucket(Bucket=bucket)
+        subprocess.run([WRITER, "lock-table", "create", "--lock-table", "delta_log"], env=env, check=True,
+                       capture_output=True)
+        tables = ["--table", f"s3://{bucket}/events", "--rejected-table", f"s3://{bucket}/events_rejected",
+                  "--commit-lock", "dynamodb"]
+        s3 = c("s3")
+
+        def read_log(version):
+            key = f"events/_delta_log/{version:020}.json"
+            try:
+                return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except s3.exceptions.NoSuchKey:
+                return None
+    else:
+        local = pathlib.Path(tempfile.mkdtemp(prefix="load-lake-"))
+        tables = ["--table", str(local / "events"), "--rejected-table", str(local / "events_rejected")]
+
+        def read_log(version):
+            try:
+                return (local / "events" / "_delta_log" / f"{version:020}.json").read_bytes()
+            except FileNotFoundError:
+                return None
     log_path = tempfile.NamedTemporaryFile(prefix="writer-load-", suffix=".log", delete=False).name
     log = open(log_path, "wb")
-    writer = subprocess.Popen([WRITER, "run", "--stream", stream, "--table", f"s3://{bucket}/events",
-                               "--rejected-table", f"s3://{bucket}/events_rejected", "--lease-table", "leases",
-                               "--commit-lock", "dynamodb", "--flush-interval", args.flush_interval,
+    writer = subprocess.Popen([WRITER, "run", "--stream", stream, *tables, "--lease-table", "leases",
+                               "--flush-interval", args.flush_interval,
                                "--start-position", "TRIM_HORIZON",
                                "--poll-interval", "200ms", "--metrics-port", "0", "--exit-when-idle", "15s",
                                "--log-format", "json"],
@@ -157,21 +178,29 @@ def run(args, url, kurl, emulators):
     visible = {}
 
     def poll_log():
-        s3 = c("s3")
-        last = ""
+        # Existence of the next version's file (a HEAD on S3): O(1) for the store, unlike
+        # listing `_delta_log` (which in moto costs O(keys in the bucket) and, polled 10x a
+        # second, would itself saturate the emulator the writer depends on).
+        if args.store == "s3":
+            s3p = c("s3")
+
+            def exists(v):
+                try:
+                    s3p.head_object(Bucket=bucket, Key=f"events/_delta_log/{v:020}.json")
+                    return True
+                except s3p.exceptions.ClientError as e:
+                    if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                        print(f"poll: {e}", file=sys.stderr)
+                    return False
+        else:
+            def exists(v):
+                return (local / "events" / "_delta_log" / f"{v:020}.json").exists()
+        nxt = 0
         while True:
             done = stop.is_set() and writer.poll() is not None
-            kw = {"Bucket": bucket, "Prefix": "events/_delta_log/0"}
-            if last:
-                kw["StartAfter"] = last
-            try:
-                for o in s3.list_objects_v2(**kw).get("Contents", []):
-                    m = COMMIT_KEY.search(o["Key"])
-                    if m:
-                        visible.setdefault(int(m.group(1)), time.time())
-                        last = max(last, o["Key"])
-            except Exception as e:  # moto busy: try again
-                print(f"poll: {e}", file=sys.stderr)
+            while exists(nxt):
+                visible.setdefault(nxt, time.time())
+                nxt += 1
             if done:
                 return
             time.sleep(0.1)
@@ -210,10 +239,9 @@ def run(args, url, kurl, emulators):
     log.close()
     summary = json.loads(out.decode().strip().splitlines()[-1])
 
-    s3 = c("s3")
     commits = []  # (visible time, commitInfo timestamp, shards)
     for version, seen_at in sorted(visible.items()):
-        body = s3.get_object(Bucket=bucket, Key=f"events/_delta_log/{version:020}.json")["Body"].read()
+        body = read_log(version) or b""
         for line in body.splitlines():
             ci = json.loads(line).get("commitInfo", {})
             if "kinesis" in ci:
@@ -243,7 +271,7 @@ def run(args, url, kurl, emulators):
     last_visible = max(v for v, _, _ in commits)
     result = {
         "events": args.events, "shards": args.shards, "flush_interval": args.flush_interval,
-        "kinesis": args.kinesis, "rate": args.rate,
+        "kinesis": args.kinesis, "store": args.store, "rate": args.rate,
         "generator_seconds": round(put_done - t0, 2),
         "generator_events_per_sec": round(args.events / (put_done - t0)),
         "end_to_end_seconds": round(last_visible - t0, 2),

@@ -33,11 +33,34 @@ pub type PartitionValues = Vec<(String, Option<String>)>;
 
 /// Parquet settings for data files: Snappy (cheap to write, read by every engine), one row
 /// group per file for the sizes the writer produces; statistics on so engines can skip.
+///
+/// Columns whose values are (nearly) all distinct — ids, payloads, positions, rendered
+/// timestamps — skip dictionary encoding: building a dictionary for them is pure hashing
+/// work that the writer then throws away when the dictionary page overflows. The big
+/// free-form columns (`payload`, `raw`, `message`) also carry no min/max statistics: no
+/// query filters on them by range, and computing them compares every value.
 pub fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+    use deltalake::parquet::file::properties::EnabledStatistics;
+    use deltalake::parquet::schema::types::ColumnPath;
+    use schemas::table as t;
+    let mut b = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(1 << 20))
-        .build()
+        .set_max_row_group_row_count(Some(1 << 20));
+    for c in [
+        t::EVENT_UUID,
+        t::CREATED_DATETIME,
+        t::PAYLOAD,
+        t::SOURCE_POSITION,
+        t::REJECTION_ID,
+        t::RAW,
+        t::MESSAGE,
+    ] {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+    }
+    for c in [t::PAYLOAD, t::RAW, t::MESSAGE] {
+        b = b.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None);
+    }
+    b.build()
 }
 
 /// Encode one batch (file schema: no partition columns) as a Parquet file in memory.

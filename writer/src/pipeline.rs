@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use deltalake::kernel::Transaction;
 use hashbrown::HashSet;
+use schemas::ValidationRules;
 use schemas::table::{EVENTS, REJECTED};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -15,7 +16,7 @@ use storage::LakeError;
 use crate::batch::Batcher;
 use crate::commit::{AppendError, TableSink};
 use crate::config::PipelineConfig;
-use crate::decode::decode_batch;
+use crate::decode::{Decoded, decode_batch};
 use crate::rows::{EventRows, Lineage, RejectRows};
 use crate::source::{RawRecord, Source, SourceError};
 
@@ -27,6 +28,8 @@ pub enum PipelineError {
     Source(#[from] SourceError),
     #[error("batch aborted: an earlier commit of the same batch failed")]
     Aborted,
+    #[error("decoding worker failed: {0}")]
+    Worker(String),
     #[error("fenced: txn {app_id} is at {found:?}, expected {expected:?}")]
     Fenced {
         app_id: String,
@@ -85,6 +88,52 @@ pub struct BatchReport {
     pub conflicts: u32,
 }
 
+/// A batch decoded, validated, enriched and deduplicated within itself: the CPU-bound half
+/// of processing, which needs no table. `writer ingest` prepares the next batch while the
+/// previous one commits.
+pub struct Prepared {
+    records: Vec<RawRecord>,
+    decoded: Decoded,
+    /// Indices of the events kept after in-batch dedupe.
+    keep: Vec<usize>,
+    in_batch_dups: u64,
+    /// The instant the batch is judged against (validation) and stamped with (lineage).
+    now: chrono::DateTime<chrono::Utc>,
+    /// Time spent preparing (reported as part of the batch's processing time).
+    prepare_time: std::time::Duration,
+}
+
+impl Prepared {
+    /// Decode in parallel (rayon), then drop in-batch duplicates. Call off the async
+    /// runtime's worker threads (it is CPU-bound).
+    pub fn new(records: Vec<RawRecord>, rules: &ValidationRules) -> Self {
+        let started = Instant::now();
+        let now = chrono::Utc::now();
+        let decoded = decode_batch(&records, rules, now.timestamp());
+        // In-batch dedupe: first occurrence wins (decode preserves input order). Scoped to
+        // the partition like the table check, so the result never depends on where batch
+        // boundaries fall.
+        let mut seen: HashSet<(&str, i32, &crate::dedupe::Key)> =
+            HashSet::with_capacity(decoded.events.len());
+        let keep: Vec<usize> = (0..decoded.events.len())
+            .filter(|&i| {
+                let e = &decoded.events[i];
+                seen.insert((e.event_type(), e.created_days, &e.key))
+            })
+            .collect();
+        drop(seen);
+        let in_batch_dups = (decoded.events.len() - keep.len()) as u64;
+        Prepared {
+            records,
+            decoded,
+            keep,
+            in_batch_dups,
+            now,
+            prepare_time: started.elapsed(),
+        }
+    }
+}
+
 /// The two tables and the rules, ready to take batches from any source.
 pub struct Pipeline {
     config: PipelineConfig,
@@ -123,36 +172,43 @@ impl Pipeline {
     pub async fn process(
         &mut self,
         source: &str,
-        records: &[RawRecord],
+        records: Vec<RawRecord>,
+        txns: Vec<Transaction>,
+        expect: &[(String, Option<i64>)],
+        extra_meta: &HashMap<String, Value>,
+    ) -> Result<BatchReport, PipelineError> {
+        let rules = self.config.validation;
+        let prepared = tokio::task::block_in_place(|| Prepared::new(records, &rules));
+        self.commit(source, &prepared, txns, expect, extra_meta)
+            .await
+    }
+
+    /// Commit a [`Prepared`] batch: rejections, then events with `txns`, deduplicated
+    /// against the table.
+    pub async fn commit(
+        &mut self,
+        source: &str,
+        prepared: &Prepared,
         txns: Vec<Transaction>,
         expect: &[(String, Option<i64>)],
         extra_meta: &HashMap<String, Value>,
     ) -> Result<BatchReport, PipelineError> {
         let started = Instant::now();
-        let now = chrono::Utc::now();
-        let rules = self.config.validation;
-        let decoded =
-            tokio::task::block_in_place(|| decode_batch(records, &rules, now.timestamp()));
+        let Prepared {
+            records,
+            decoded,
+            keep,
+            in_batch_dups,
+            now,
+            ..
+        } = prepared;
+        let (records, keep, in_batch_dups) = (records.as_slice(), keep.as_slice(), *in_batch_dups);
         let at_micros = now.timestamp_micros();
         let lineage = || Lineage {
             source,
             records,
             at_micros,
         };
-
-        // In-batch dedupe: first occurrence wins (decode preserves input order). Scoped to
-        // the partition like the table check, so the result never depends on where batch
-        // boundaries fall.
-        let mut seen: HashSet<(&str, i32, &crate::dedupe::Key)> =
-            HashSet::with_capacity(decoded.events.len());
-        let keep: Vec<usize> = (0..decoded.events.len())
-            .filter(|&i| {
-                let e = &decoded.events[i];
-                seen.insert((e.event_type(), e.created_days, &e.key))
-            })
-            .collect();
-        drop(seen);
-        let in_batch_dups = (decoded.events.len() - keep.len()) as u64;
 
         let mut counts = Counts {
             read: records.len() as u64,
@@ -193,7 +249,7 @@ impl Pipeline {
         };
         let rows = EventRows {
             rows: &decoded.events,
-            keep: &keep,
+            keep,
             lineage: lineage(),
         };
         let mut m = meta;
@@ -216,7 +272,7 @@ impl Pipeline {
         report.events_version = out.version;
         report.conflicts += out.conflicts;
         report.counts = counts;
-        report.commit_ms = started.elapsed().as_millis() as u64;
+        report.commit_ms = (prepared.prepare_time + started.elapsed()).as_millis() as u64;
         debug_assert_eq!(
             counts.read,
             counts.written + counts.duplicates + counts.rejected
@@ -278,13 +334,28 @@ pub async fn ingest<S: Source>(
     let mut total = Counts::default();
     let mut batches = 0;
     let mut conflicts = 0u64;
+    let rules = pipeline.config().validation;
+    // Two stages in flight: batch N commits while batch N+1 is decoded on the blocking pool.
+    // Commits stay strictly in input order, so "first write wins" holds across batches.
+    let mut ready: Option<Prepared> = None;
+    let mut source_done = false;
     loop {
-        let batch = batcher.next(&mut source).await?;
-        if !batch.records.is_empty() {
-            let report = pipeline
-                .process(&name, &batch.records, Vec::new(), &[], &HashMap::new())
-                .await?;
+        let mut decoding = None;
+        if !source_done {
+            let batch = batcher.next(&mut source).await?;
+            source_done = batch.end;
+            if !batch.records.is_empty() {
+                let records = batch.records;
+                decoding = Some(tokio::task::spawn_blocking(move || {
+                    Prepared::new(records, &rules)
+                }));
+            }
+        }
+        if let Some(prepared) = ready.take() {
             batches += 1;
+            let report = pipeline
+                .commit(&name, &prepared, Vec::new(), &[], &HashMap::new())
+                .await?;
             conflicts += u64::from(report.conflicts);
             total.add(&report.counts);
             tracing::info!(
@@ -298,7 +369,10 @@ pub async fn ingest<S: Source>(
                 "batch committed"
             );
         }
-        if batch.end {
+        if let Some(d) = decoding {
+            ready = Some(d.await.map_err(|e| PipelineError::Worker(e.to_string()))?);
+        }
+        if source_done && ready.is_none() {
             break;
         }
     }

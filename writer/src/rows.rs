@@ -97,7 +97,10 @@ impl SinkRows for EventRows<'_> {
             source.append_value(self.lineage.source);
             let pos = &self.lineage.records[r.record as usize].position;
             shard.append_option(pos.shard());
-            position.append_value(pos.position_text());
+            // fmt::Write on a string builder extends the current value; `append_value("")`
+            // closes it. Writing to an in-memory buffer cannot fail.
+            let _ = pos.write_position(&mut position);
+            position.append_value("");
             ingested.append_value(self.lineage.at_micros);
         }
         let columns: Vec<ArrayRef> = vec![

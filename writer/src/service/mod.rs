@@ -327,7 +327,7 @@ impl Service {
         let started = Instant::now();
         match self
             .pipeline
-            .process(&self.source_name, &records, txns, &expect, &meta)
+            .process(&self.source_name, records, txns, &expect, &meta)
             .await
         {
             Ok(report) => {

@@ -31,6 +31,24 @@ impl Position {
         }
     }
 
+    /// Write the `source_position` text without allocating (the row builders call this for
+    /// every row).
+    pub fn write_position<W: std::fmt::Write>(&self, w: &mut W) -> std::fmt::Result {
+        match self {
+            Position::Line(n) => write!(w, "{n}"),
+            Position::Sequence {
+                sequence,
+                sub: None,
+                ..
+            } => w.write_str(sequence),
+            Position::Sequence {
+                sequence,
+                sub: Some(i),
+                ..
+            } => write!(w, "{sequence}:{i}"),
+        }
+    }
+
     /// Text stored in `source_position`.
     pub fn position_text(&self) -> String {
         match self {
