@@ -325,11 +325,31 @@ impl Service {
             json!({"stream": self.cfg.stream, "shards": Value::Object(shard_meta)}),
         )]);
         let started = Instant::now();
-        match self
-            .pipeline
-            .process(&self.source_name, records, txns, &expect, &meta)
-            .await
-        {
+        // Keep renewing the held leases while the batch commits: a commit slowed down by
+        // conflicts with other writers must not let our leases expire and bounce between
+        // workers (fencing would keep the data right, but balance would thrash).
+        let renew_every = self.cfg.lease_duration / 3;
+        let mut lease_errors = Vec::new();
+        let result = {
+            let commit = self
+                .pipeline
+                .process(&self.source_name, records, txns, &expect, &meta);
+            tokio::pin!(commit);
+            let mut tick =
+                tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+            loop {
+                tokio::select! {
+                    r = &mut commit => break r,
+                    _ = tick.tick() => {
+                        lease_errors.extend(renew_held(&mut self.leases, &mut self.shards).await);
+                    }
+                }
+            }
+        };
+        for (shard, e) in lease_errors {
+            self.on_lease_error(&shard, e);
+        }
+        match result {
             Ok(report) => {
                 let c = report.counts;
                 self.totals.read += c.read;
@@ -724,6 +744,22 @@ fn smooth(previous: Duration, sample: Duration) -> Duration {
     } else {
         (previous * 3 + sample) / 4
     }
+}
+
+/// Renew every held lease (conditional on owner and counter); the failures, for
+/// [`Service::on_lease_error`].
+async fn renew_held(
+    leases: &mut LeaseTable,
+    shards: &mut HashMap<Arc<str>, Shard>,
+) -> Vec<(Arc<str>, LeaseError)> {
+    let mut failed = Vec::new();
+    for (shard, state) in shards.iter_mut() {
+        match leases.renew(shard, state.counter).await {
+            Ok(c) => state.counter = c,
+            Err(e) => failed.push((shard.clone(), e)),
+        }
+    }
+    failed
 }
 
 async fn sleep_until(at: Option<Instant>) {
