@@ -279,62 +279,65 @@ mod tests {
 
     #[test]
     fn rejections() {
-        assert_eq!(
-            reason(r#"{"event_name":"a","created_at":1710670530}"#),
-            RejectReason::MissingEventUuid
-        );
-        assert_eq!(
-            reason(r#"{"event_uuid":"","event_name":"a","created_at":1710670530}"#),
-            RejectReason::InvalidEventUuid
-        );
-        assert_eq!(
-            reason(r#"{"event_uuid":5,"event_name":"a","created_at":1710670530}"#),
-            RejectReason::InvalidEventUuid
-        );
-        assert_eq!(
-            reason(r#"{"event_uuid":"u","created_at":1710670530}"#),
-            RejectReason::MissingEventName
-        );
-        assert_eq!(
-            reason(r#"{"event_uuid":"u","event_name":["a"],"created_at":1710670530}"#),
-            RejectReason::InvalidEventName
-        );
-        assert_eq!(
-            reason(r#"{"event_uuid":"u","event_name":":a","created_at":1710670530}"#),
-            RejectReason::InvalidEventName
-        );
-        assert_eq!(
-            reason(r#"{"event_uuid":"u","event_name":"","created_at":1710670530}"#),
-            RejectReason::InvalidEventName
-        );
-        assert_eq!(
-            reason(r#"{"event_uuid":"u","event_name":"a"}"#),
-            RejectReason::MissingCreatedAt
-        );
-        assert_eq!(
-            reason(r#"{"event_uuid":"u","event_name":"a","created_at":"1710670530"}"#),
-            RejectReason::InvalidCreatedAt
-        );
-        assert_eq!(
-            reason(r#"{"event_uuid":"u","event_name":"a","created_at":null}"#),
-            RejectReason::InvalidCreatedAt
-        );
-        assert_eq!(
-            reason(r#"{"event_uuid":"u","event_name":"a","created_at":12}"#),
-            RejectReason::CreatedAtOutOfRange
-        );
-        assert_eq!(
-            reason(r#"{"event_uuid":"u","event_name":"a","created_at":1710670530000}"#),
-            RejectReason::CreatedAtInMilliseconds
-        );
-        assert_eq!(
-            reason(r#"{"event_uuid":"u","event_name":"a","created_at":99999999999999999999999}"#),
-            RejectReason::CreatedAtOutOfRange
-        );
-        assert_eq!(
-            reason(r#"{"event_uuid":"u","event_name":"a","created_at":1e400}"#),
-            RejectReason::CreatedAtOutOfRange
-        );
+        use RejectReason::*;
+        let cases = [
+            (
+                r#"{"event_name":"a","created_at":1710670530}"#,
+                MissingEventUuid,
+            ),
+            (
+                r#"{"event_uuid":"","event_name":"a","created_at":1710670530}"#,
+                InvalidEventUuid,
+            ),
+            (
+                r#"{"event_uuid":5,"event_name":"a","created_at":1710670530}"#,
+                InvalidEventUuid,
+            ),
+            (
+                r#"{"event_uuid":"u","created_at":1710670530}"#,
+                MissingEventName,
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":["a"],"created_at":1710670530}"#,
+                InvalidEventName,
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":":a","created_at":1710670530}"#,
+                InvalidEventName,
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"","created_at":1710670530}"#,
+                InvalidEventName,
+            ),
+            (r#"{"event_uuid":"u","event_name":"a"}"#, MissingCreatedAt),
+            (
+                r#"{"event_uuid":"u","event_name":"a","created_at":"1710670530"}"#,
+                InvalidCreatedAt,
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"a","created_at":null}"#,
+                InvalidCreatedAt,
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"a","created_at":12}"#,
+                CreatedAtOutOfRange,
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"a","created_at":1710670530000}"#,
+                CreatedAtInMilliseconds,
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"a","created_at":99999999999999999999999}"#,
+                CreatedAtOutOfRange,
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"a","created_at":1e400}"#,
+                CreatedAtOutOfRange,
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(reason(input), want, "{input}");
+        }
         // future beyond now + 1 day
         assert_eq!(
             reason(&format!(
