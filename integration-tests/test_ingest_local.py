@@ -1,6 +1,7 @@
 """Issue 2: the core write path on a local table, checked with independent readers."""
 import datetime as dt
 import json
+import os
 import pathlib
 import time
 import urllib.parse
@@ -188,3 +189,24 @@ def test_checkpoints_written_off_the_commit_path(writer_bin, tmp_lake, duck):
     n = duck.execute(f"SELECT count(*) FROM delta_scan('{tmp_lake / 'events'}')").fetchone()[0]
     assert n == 1030
     assert polars_deltalake.read_delta(str(tmp_lake / "events"), version=50).height == 250
+
+
+def test_writer_never_expires_log_entries(writer_bin, tmp_lake):
+    """delta-rs, left alone, deletes log entries older than `delta.logRetentionDuration`
+    (7 days) after every commit; the writer leaves that to `compactor checkpoint`, so an
+    audit's time travel never depends on when the last writer happened to commit."""
+    def batch(start, n):
+        src = tmp_lake / f"in-{start}.ndjson"
+        src.write_bytes(b"\n".join(
+            json.dumps({"event_uuid": f"ex-{i}", "event_name": "t:s", "created_at": 1710670530 + i}).encode()
+            for i in range(start, start + n)) + b"\n")
+        return src
+    ingest(writer_bin, batch(0, 250), tmp_lake, ["--max-batch-events", "5"])  # versions 1..50, checkpoints 19, 39
+    log = tmp_lake / "events" / "_delta_log"
+    month_ago = time.time() - 30 * 86400
+    for f in log.glob("*.json"):
+        os.utime(f, (month_ago, month_ago))
+    summary = ingest(writer_bin, batch(250, 100), tmp_lake, ["--max-batch-events", "5"])  # crosses 59, 79
+    assert summary["table_version"] == 70
+    assert sorted(int(f.name[:20]) for f in log.glob("*.json")) == list(range(71))
+    assert polars_deltalake.read_delta(str(tmp_lake / "events"), version=10).height == 50

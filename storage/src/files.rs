@@ -285,6 +285,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn distinct_columns_skip_dictionaries_and_free_form_ones_skip_statistics() {
+        use deltalake::parquet::file::properties::EnabledStatistics;
+        use deltalake::parquet::schema::types::ColumnPath;
+        let p = writer_properties();
+        let col = |c: &str| ColumnPath::from(c);
+        for c in [
+            "event_uuid",
+            "payload",
+            "source_position",
+            "created_datetime",
+            "raw",
+        ] {
+            assert!(!p.dictionary_enabled(&col(c)), "{c}");
+        }
+        for c in ["event_type", "event_name", "source", "reason"] {
+            assert!(p.dictionary_enabled(&col(c)), "{c}");
+        }
+        assert_eq!(
+            p.statistics_enabled(&col("payload")),
+            EnabledStatistics::None
+        );
+        assert_ne!(
+            p.statistics_enabled(&col("created_at")),
+            EnabledStatistics::None
+        );
+    }
+
+    #[test]
     fn hive_paths_are_encoded() {
         let p = data_file_path(
             &vec![

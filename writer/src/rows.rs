@@ -195,7 +195,8 @@ impl SinkRows for RejectRows<'_> {
             message.append_value(&r.message);
             source.append_value(self.lineage.source);
             shard.append_option(rec.position.shard());
-            position.append_value(rec.position.position_text());
+            let _ = rec.position.write_position(&mut position);
+            position.append_value("");
             at.append_value(self.lineage.at_micros);
         }
         let columns: Vec<ArrayRef> = vec![

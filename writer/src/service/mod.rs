@@ -178,9 +178,7 @@ impl Service {
                         // Take everything the readers delivered meanwhile (e.g. during a
                         // commit) before deciding to flush: deciding on the first shard's
                         // records alone would commit one shard per batch and fall behind.
-                        while let Ok((generation, ev)) = self.rx.try_recv() {
-                            self.on_event(generation, ev);
-                        }
+                        self.take_delivered();
                     }
                 }
                 _ = sleep_until(flush_at) => {}
@@ -233,6 +231,13 @@ impl Service {
                 .shards
                 .values()
                 .all(|s| s.last_activity.elapsed() >= idle)
+    }
+
+    /// Handle every event already waiting in the channel, without waiting for more.
+    fn take_delivered(&mut self) {
+        while let Ok((generation, ev)) = self.rx.try_recv() {
+            self.on_event(generation, ev);
+        }
     }
 
     fn on_event(&mut self, generation: u64, ev: ShardEvent) {
@@ -648,16 +653,10 @@ impl Service {
                         shard: shard.to_string(),
                     },
                 );
-                continue;
             }
-            match self.leases.renew(&shard, counter).await {
-                Ok(c) => {
-                    if let Some(s) = self.shards.get_mut(&shard) {
-                        s.counter = c;
-                    }
-                }
-                Err(e) => self.on_lease_error(&shard, e),
-            }
+        }
+        for (shard, e) in renew_held(&mut self.leases, &mut self.shards).await {
+            self.on_lease_error(&shard, e);
         }
         let plan = crate::source::kinesis::lease::plan(&all, &me, |l| self.leases.expired(l));
         for (shard, counter) in plan.take {
@@ -706,9 +705,7 @@ impl Service {
             let _ = s.stop.send(true);
         }
         // Take what the readers already delivered, then commit it.
-        while let Ok((generation, ev)) = self.rx.try_recv() {
-            self.on_event(generation, ev);
-        }
+        self.take_delivered();
         self.flush().await;
         self.finish_ended_shards().await;
         let held: Vec<(Arc<str>, i64)> = self

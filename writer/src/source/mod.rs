@@ -51,19 +51,9 @@ impl Position {
 
     /// Text stored in `source_position`.
     pub fn position_text(&self) -> String {
-        match self {
-            Position::Line(n) => n.to_string(),
-            Position::Sequence {
-                sequence,
-                sub: None,
-                ..
-            } => sequence.to_string(),
-            Position::Sequence {
-                sequence,
-                sub: Some(i),
-                ..
-            } => format!("{sequence}:{i}"),
-        }
+        let mut s = String::new();
+        let _ = self.write_position(&mut s); // writing to a String cannot fail
+        s
     }
 }
 
