@@ -111,6 +111,22 @@ def main():
             p.send_signal(signal.SIGTERM)
 
 
+def expected_counts(args, probes):
+    """What the writer must have written, rejected and dropped, computed independently:
+    the generator is deterministic for a seed, so the same events are regenerated to a file
+    and put through the test suite's Python model of the table rules
+    (`integration-tests/expected.py`); every probe is a unique valid event."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "integration-tests"))
+    from expected import expected_from_lines
+    with tempfile.NamedTemporaryFile(suffix=".ndjson") as f:
+        subprocess.run([WRITER, "generate", "--count", str(args.events), "--seed", "9", "--output", f.name,
+                        "--duplicate-ratio", "0.01", "--malformed-ratio", "0.001"], check=True, capture_output=True)
+        lines = pathlib.Path(f.name).read_bytes().split(b"\n")[:-1]
+    events, rejects, counts = expected_from_lines(lines, int(time.time()))
+    return {"read": len(lines) + probes, "written": len(events) + probes,
+            "duplicates": counts["duplicates"], "rejected": len(rejects)}
+
+
 def run(args, url, kurl, emulators):
     env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ENDPOINT_URL_KINESIS": kurl,
            "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
@@ -293,6 +309,8 @@ def run(args, url, kurl, emulators):
         "cpu_seconds": {name: round(cpu[name] - cpu_start[name], 1) for name in pids}, "writer_summary": summary,
         "writer_log": log_path,
     }
+    result["expected"] = expected_counts(args, len(probes))
+    result["counts_exact"] = all(summary[k] == v for k, v in result["expected"].items())
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -53,6 +53,16 @@ def log_versions(moto, bucket, prefix):
                   if k.endswith(".json") and "/.tmp/" not in k and k.rsplit("/", 1)[1][:20].isdigit())
 
 
+def staged_commit_files(moto, bucket, prefix):
+    """delta-rs' staged commit files (`_delta_log/_commit_<uuid>.json.tmp`) left in a table:
+    the DynamoDB log store deletes each once its commit is made."""
+    s3 = client(moto, "s3")
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/_delta_log/_commit_"):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    return keys
+
+
 class FaultProxy:
     """HTTP proxy to moto that fails a share of requests: S3 gets 503 SlowDown, DynamoDB
     gets throttling errors. Failures are injected *before* forwarding (the request never

@@ -11,7 +11,7 @@ import polars_deltalake
 
 from conftest import run
 from expected import expected_from_lines
-from s3util import client, duck_s3, make_bucket, polars_s3_options
+from s3util import client, duck_s3, make_bucket, polars_s3_options, staged_commit_files
 
 
 def gen(writer_bin, path, count, seed, **kw):
@@ -148,3 +148,5 @@ def test_compactor_beside_live_writer_on_s3(writer_bin, compactor_bin, moto, tmp
     df = polars_deltalake.read_delta(table, storage_options=polars_s3_options(moto))
     assert df.height == len(expected)
     assert any(json.loads(p.stdout.decode().splitlines()[-1])["versions_committed"] > 0 for p in runs)
+    # The compactor commits through delta-rs, which stages each commit in a file of its own.
+    assert staged_commit_files(moto, bucket, "events") == []

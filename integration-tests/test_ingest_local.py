@@ -170,9 +170,12 @@ def test_help_documents_flags(writer_bin):
 
 
 def test_checkpoints_written_off_the_commit_path(writer_bin, tmp_lake, duck):
-    """Every `delta.checkpointInterval` (20, set at table creation) commits a checkpoint appears, written by a background
-    task rather than inside the commit, and the writer never expires log entries (that is
-    the compactor's job): all commits stay readable for time travel."""
+    """Every `delta.checkpointInterval` (20, set at table creation) commits a checkpoint falls due; it is written
+    by a background task rather than inside the commit. When commits outrun it (here: 206
+    tiny commits in about a second) a due checkpoint waits and only the newest waiting one
+    is written, so checkpoints sit only at due versions and the last due one (199) is
+    always there when the writer exits. The writer never expires log entries (that is the
+    compactor's job): all commits stay readable for time travel."""
     lines = [json.dumps({"event_uuid": f"cp-{i}", "event_name": f"t{i % 3}:s", "created_at": 1710670530 + i}).encode()
              for i in range(1030)]
     src = tmp_lake / "in.ndjson"
@@ -181,8 +184,9 @@ def test_checkpoints_written_off_the_commit_path(writer_bin, tmp_lake, duck):
     assert summary["written"] == 1030
     assert summary["table_version"] == 206  # version 0 creates the table, then 206 batches
     log = tmp_lake / "events" / "_delta_log"
-    checkpoints = sorted(p.name for p in log.glob("*.checkpoint.parquet"))
-    assert checkpoints == [f"{v:020}.checkpoint.parquet" for v in range(19, 206, 20)]
+    checkpoints = sorted(int(p.name[:20]) for p in log.glob("*.checkpoint.parquet"))
+    assert checkpoints and set(checkpoints) <= set(range(19, 206, 20)), checkpoints
+    assert checkpoints[-1] == 199
     assert json.loads((log / "_last_checkpoint").read_text())["version"] == 199
     assert len(list(log.glob("*.json"))) == 207
     # Readers that start from the checkpoint see every row; time travel before it still works.

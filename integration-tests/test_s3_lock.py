@@ -208,3 +208,61 @@ def test_survives_throttling_and_5xx(writer_bin, moto, tmp_path):
     assert set(rows) == set(expected)
     versions = log_versions(moto, bucket, "events")
     assert versions == list(range(len(versions)))
+
+
+def test_running_writer_repairs_a_commit_left_unpublished_under_it(writer_bin, moto, tmp_path):
+    """The writer finds new versions by reading `N+1.json` (no LIST). A commit another
+    writer made but never published (it crashed after its lock entry, before the copy to
+    `N.json`) is invisible to that probe: the running writer's next commit must conflict,
+    repair the foreign commit, replay it and land on the version after it."""
+    bucket = make_bucket(moto, f"b-{uuid.uuid4().hex[:8]}")
+    lock_table = f"lock_{uuid.uuid4().hex[:8]}"
+    create_lock_table(writer_bin, moto, lock_table)
+    a = gen(writer_bin, tmp_path / "a.ndjson", 300, 41, duplicate_ratio=0.0, malformed_ratio=0.0)
+    # Batch b: new events in exactly a's partitions, so the writer needs no file list (which
+    # would bring delta-rs' table state forward and repair the commit as a side effect).
+    b = tmp_path / "b.ndjson"
+    b.write_bytes(b"".join(json.dumps({**json.loads(l), "event_uuid": str(uuid.uuid4())}).encode() + b"\n"
+                           for l in a.read_bytes().split(b"\n")[:-1]))
+    cmd = [writer_bin, "ingest", "--input", "-", "--table", f"s3://{bucket}/events",
+           "--rejected-table", f"s3://{bucket}/events_rejected", "--commit-lock", "dynamodb",
+           "--lock-table", lock_table, "--flush-interval", "200ms"]
+    p = subprocess.Popen(cmd, env={**os.environ, **moto["env"], "RUST_LOG": "warn"},
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(a.read_bytes())
+        p.stdin.flush()
+        # Wait until batch a is committed (the log stops growing).
+        deadline, seen, since = time.time() + 60, None, time.time()
+        while time.time() < deadline:
+            now = log_versions(moto, bucket, "events")
+            if now != seen:
+                seen, since = now, time.time()
+            elif len(now) > 1 and time.time() - since > 1.5:
+                break
+            time.sleep(0.2)
+        last = seen[-1]
+        assert last >= 1 and seen == list(range(last + 1))
+        # Version last+1, committed by a writer that then died: lock entry and temp file only.
+        foreign = (b'{"commitInfo":{"timestamp":1,"operation":"WRITE","operationParameters":{"mode":"Append"}}}\n'
+                   b'{"txn":{"appId":"foreign-writer","version":7}}')
+        temp = f".tmp/{last + 1:020d}.json.{uuid.uuid4()}"
+        client(moto, "s3").put_object(Bucket=bucket, Key=f"events/_delta_log/{temp}", Body=foreign)
+        client(moto, "dynamodb").put_item(TableName=lock_table, Item={
+            "tablePath": {"S": f"s3://{bucket}/events"}, "fileName": {"S": f"{last + 1:020d}.json"},
+            "tempPath": {"S": temp}, "complete": {"S": "false"}})
+        out, err = p.communicate(input=b.read_bytes(), timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err.decode()[-3000:]
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["table_version"] >= last + 2
+    assert log_versions(moto, bucket, "events") == list(range(summary["table_version"] + 1))
+    got = client(moto, "s3").get_object(Bucket=bucket, Key=f"events/_delta_log/{last + 1:020d}.json")["Body"].read()
+    assert got == foreign
+    lines = a.read_bytes().split(b"\n")[:-1] + b.read_bytes().split(b"\n")[:-1]
+    expected, _, _ = expected_from_lines(lines, int(time.time()))
+    rows = duck_s3(moto).execute(
+        f"SELECT event_uuid, event_type, created_date FROM delta_scan('s3://{bucket}/events')").fetchall()
+    assert len(rows) == len(set(rows)) == len(expected)
+    assert set(rows) == set(expected)

@@ -6,6 +6,16 @@
 //! an error: the loop re-syncs, re-filters, rewrites only the partitions whose rows changed,
 //! and tries again.
 //!
+//! The commit is written here, not by delta-rs' `CommitBuilder`: that builder needs a
+//! snapshot at the version committed on and, after the commit, rebuilds the snapshot's
+//! whole file list (a cost linear in the live files, paid on every commit: 23 ms → 393 ms
+//! per commit over a 1M-event run on local disk). The writer already knows the version it
+//! commits on (the key index replays every new log entry), so it serializes the entry with
+//! delta-rs' own `CommitData`, checks the table protocol with delta-rs' `PROTOCOL`, and hands
+//! the bytes to the log store's `write_commit_entry` for exactly `version + 1`. The delta-rs
+//! table state is brought forward only when a file list or metadata is needed (see
+//! [`KeyIndex::sync`]).
+//!
 //! Table maintenance stays off the commit path: delta-rs would otherwise, after *every*
 //! commit, list the whole `_delta_log` to expire old entries (a cost that grows with the
 //! table's age) and, every `checkpointInterval` commits, write the checkpoint inline. Here a
@@ -16,10 +26,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use deltalake::DeltaTable;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
+use deltalake::kernel::transaction::{CommitData, PROTOCOL, TransactionError};
 use deltalake::kernel::{Action, Add, Transaction};
+use deltalake::logstore::CommitOrBytes;
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::table::state::DeltaTableState;
 use deltalake::{DeltaTableError, ObjectStore};
 use futures::{StreamExt, TryStreamExt};
 use rand::Rng;
@@ -56,8 +66,15 @@ pub struct TableSink {
     table: DeltaTable,
     index: KeyIndex,
     def: &'static TableDef,
-    /// The background checkpoint in flight, if any (at most one per table).
-    checkpointing: Option<tokio::task::JoinHandle<()>>,
+    /// The background checkpoint in flight, if any (at most one per table). It returns the
+    /// table state it brought forward, which `table` adopts (so the next refresh replays
+    /// from there).
+    checkpointing: Option<tokio::task::JoinHandle<Option<DeltaTable>>>,
+    /// The last commit attempt conflicted: the next sync asks the log store for the latest
+    /// version (and repairs a half-published commit) instead of probing.
+    conflicted: bool,
+    /// A checkpoint that fell due while another was being written.
+    checkpoint_due: Option<i64>,
 }
 
 struct StagedFile {
@@ -80,15 +97,15 @@ impl TableSink {
             index,
             def,
             checkpointing: None,
+            conflicted: false,
+            checkpoint_due: None,
         }
     }
 
+    /// The table version the writer has seen (its own commits and everyone else's up to
+    /// the last sync).
     pub fn version(&self) -> Option<i64> {
-        self.table.version().map(|v| v as i64)
-    }
-
-    pub fn table(&self) -> &DeltaTable {
-        &self.table
+        self.index.version()
     }
 
     pub fn index_stats(&self) -> IndexStats {
@@ -101,13 +118,15 @@ impl TableSink {
 
     /// Bring table state and index up to date (also done by `append`).
     pub async fn sync(&mut self) -> Result<(), LakeError> {
-        self.index.sync(&mut self.table).await
+        self.adopt_checkpointed_state();
+        let thorough = std::mem::take(&mut self.conflicted);
+        self.index.sync(&mut self.table, thorough).await
     }
 
     /// The version of an application transaction (`txn`) recorded in the table, if any.
     pub async fn txn_version(&mut self, app_id: &str) -> Result<Option<i64>, LakeError> {
         self.sync().await?;
-        self.index.txn_version(&self.table, app_id).await
+        self.index.txn_version(&mut self.table, app_id).await
     }
 
     /// The `commitInfo` of the commit that recorded `txn` (`app_id`, `version`), searching
@@ -196,11 +215,11 @@ impl TableSink {
         let mut phases = [Duration::ZERO; 5];
         let result = loop {
             let t = Instant::now();
-            self.index.sync(&mut self.table).await?;
+            self.sync().await?;
             phases[0] = t.elapsed();
             let t = Instant::now();
             for (app, want) in expect {
-                let have = self.index.txn_version(&self.table, app).await?;
+                let have = self.index.txn_version(&mut self.table, app).await?;
                 if have != *want {
                     self.discard(&*store, staged.into_values()).await;
                     return Err(AppendError::Fenced {
@@ -218,7 +237,7 @@ impl TableSink {
                     .or_default()
                     .extend(idx.iter().map(|&i| rows.key(i)));
             }
-            let existing = self.index.existing(&self.table, &candidates).await?;
+            let existing = self.index.existing(&mut self.table, &candidates).await?;
             phases[1] = t.elapsed();
             let mut survivors: Vec<(PartitionValues, Vec<usize>)> = Vec::new();
             for (pv, idx) in &partitions {
@@ -280,18 +299,13 @@ impl TableSink {
                 return Err(AppendError::Aborted);
             }
             let t = Instant::now();
-            let committed = self.commit(adds, metadata.clone(), txns.clone()).await;
+            let committed = self
+                .commit(base + 1, adds, metadata.clone(), txns.clone())
+                .await;
             phases[3] = t.elapsed();
             match committed {
-                Ok((version, state)) => {
+                Ok(version) => {
                     let t = Instant::now();
-                    if version != base + 1 {
-                        // Cannot happen with max_retries = 0; refuse to guess.
-                        break Err(LakeError::Invariant {
-                            table: self.uri.clone(),
-                            detail: format!("committed version {version}, expected {}", base + 1),
-                        });
-                    }
                     let scopes: Vec<(Scope, &StagedFile)> = staged
                         .iter()
                         .map(|(pv, f)| (self.index.scope_of(pv), f))
@@ -301,9 +315,6 @@ impl TableSink {
                         .flat_map(|(scope, f)| f.rows.iter().map(move |&i| (scope, rows.key(i))));
                     self.index.committed(version, keys);
                     self.index.committed_txns(&txns);
-                    // The commit returns the table state at the new version: adopting it
-                    // saves listing and re-reading the log entry just written.
-                    self.table.state = Some(state);
                     phases[4] = t.elapsed();
                     self.checkpoint_if_due(version);
                     outcome.written = kept as u64;
@@ -313,6 +324,7 @@ impl TableSink {
                 }
                 Err(CommitError::Conflict) => {
                     outcome.conflicts += 1;
+                    self.conflicted = true;
                     if outcome.conflicts >= MAX_ATTEMPTS {
                         self.discard(&*store, staged.into_values()).await;
                         break Err(LakeError::Contention {
@@ -325,6 +337,7 @@ impl TableSink {
                     tracing::debug!(table = %self.uri, base, conflicts = outcome.conflicts, "commit conflict, retrying");
                     tokio::time::sleep(Duration::from_millis(backoff)).await;
                 }
+                Err(CommitError::Lake(e)) => break Err(e),
                 Err(CommitError::Failed(e)) => {
                     // The commit may or may not have landed (e.g. a timeout after the put):
                     // keep the files; a landed commit references them, and vacuum removes
@@ -400,12 +413,15 @@ impl TableSink {
         }
     }
 
-    /// Start a checkpoint of `version` in the background when the table's
-    /// `delta.checkpointInterval` says one is due (the rule delta-rs applies inline). A
-    /// checkpoint is an optimisation for readers, never needed for correctness, so a failure
-    /// is logged and the next due version tries again; a crash mid-way leaves at most an
-    /// unreferenced file (the checkpoint is one PUT, `_last_checkpoint` another).
+    /// Checkpoint in the background when the table's `delta.checkpointInterval` says one is
+    /// due at `version` (the rule delta-rs applies inline). A checkpoint is an optimisation
+    /// for readers, never needed for correctness, so a failure is logged and the next due
+    /// version tries again; a crash mid-way leaves at most an unreferenced file (the
+    /// checkpoint is one PUT, `_last_checkpoint` another). At most one runs per table; a
+    /// checkpoint that falls due meanwhile waits for it, and of several waiting only the
+    /// newest is written (readers start from the latest checkpoint anyway).
     fn checkpoint_if_due(&mut self, version: i64) {
+        self.adopt_checkpointed_state();
         let Ok(snapshot) = self.table.snapshot() else {
             return;
         };
@@ -414,21 +430,29 @@ impl TableSink {
             .table_config()
             .checkpoint_interval
             .map_or(100, |n| n.get());
-        if !(version as u64 + 1).is_multiple_of(interval) {
+        if (version as u64 + 1).is_multiple_of(interval) {
+            if let Some(skipped) = self.checkpoint_due.replace(version) {
+                tracing::debug!(table = %self.uri, skipped, version, "checkpoints fall due faster than they are written; writing the newer one");
+            }
+        }
+        self.start_due_checkpoint();
+    }
+
+    fn start_due_checkpoint(&mut self) {
+        if self.checkpointing.is_some() {
             return;
         }
-        if self
-            .checkpointing
-            .as_ref()
-            .is_some_and(|h| !h.is_finished())
-        {
-            tracing::debug!(table = %self.uri, version, "previous checkpoint still running; skipping");
+        let Some(version) = self.checkpoint_due.take() else {
             return;
-        }
-        let table = self.table.clone();
+        };
+        let mut table = self.table.clone();
         let uri = self.uri.clone();
         self.checkpointing = Some(tokio::spawn(async move {
             let started = Instant::now();
+            if let Err(e) = table.update_incremental(Some(version as u64)).await {
+                tracing::warn!(table = %uri, version, error = %e, "checkpoint: could not load the version; a later one will cover it");
+                return None;
+            }
             match deltalake::checkpoints::create_checkpoint(&table, None).await {
                 Ok(()) => {
                     tracing::info!(table = %uri, version, ms = started.elapsed().as_millis() as u64, "checkpoint written")
@@ -437,30 +461,63 @@ impl TableSink {
                     tracing::warn!(table = %uri, version, error = %e, "checkpoint failed; a later one will cover it")
                 }
             }
+            Some(table)
         }));
     }
 
-    /// Wait for a background checkpoint (on shutdown: finishing it saves the next reader a
-    /// long log replay).
-    pub async fn finish_maintenance(&mut self) {
-        if let Some(h) = self.checkpointing.take() {
-            let _ = h.await;
+    /// If the background checkpoint finished, take over the table state it loaded when that
+    /// is newer than ours (it loaded a version we had committed, so never beyond the index).
+    fn adopt_checkpointed_state(&mut self) {
+        use futures::FutureExt;
+        let Some(handle) = self.checkpointing.as_mut() else {
+            return;
+        };
+        let Some(done) = handle.now_or_never() else {
+            return;
+        };
+        self.checkpointing = None;
+        self.adopt(done.ok().flatten());
+    }
+
+    fn adopt(&mut self, loaded: Option<DeltaTable>) {
+        if let Some(table) = loaded
+            && table.version() > self.table.version()
+        {
+            self.table = table;
         }
     }
 
+    /// Finish background checkpoints, including one still waiting (on shutdown: it saves
+    /// the next reader a long log replay).
+    pub async fn finish_maintenance(&mut self) {
+        loop {
+            if let Some(h) = self.checkpointing.take() {
+                let loaded = h.await.ok().flatten();
+                self.adopt(loaded);
+            }
+            if self.checkpoint_due.is_none() {
+                break;
+            }
+            self.start_due_checkpoint();
+        }
+    }
+
+    /// Write the log entry for exactly `version`: `commitInfo` (operation WRITE/Append plus
+    /// `metadata`), the adds and the `txn`s, serialized by delta-rs. Another writer having
+    /// taken `version` is a [`CommitError::Conflict`].
     async fn commit(
-        &self,
+        &mut self,
+        version: i64,
         actions: Vec<Action>,
         metadata: HashMap<String, Value>,
         txns: Vec<Transaction>,
-    ) -> Result<(i64, DeltaTableState), CommitError> {
-        let snapshot = self.table.snapshot().map_err(CommitError::Failed)?;
-        let props = CommitProperties::default()
-            .with_metadata(metadata)
-            .with_application_transactions(txns)
-            .with_max_retries(0)
-            .with_create_checkpoint(false)
-            .with_cleanup_expired_logs(Some(false));
+    ) -> Result<i64, CommitError> {
+        if self.index.table_meta_changed() {
+            self.index
+                .table_at_version(&mut self.table)
+                .await
+                .map_err(CommitError::Lake)?;
+        }
         let op = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: Some(
@@ -472,14 +529,27 @@ impl TableSink {
             ),
             predicate: None,
         };
-        let result = CommitBuilder::from(props)
-            .with_actions(actions)
-            .build(Some(snapshot), self.table.log_store(), op)
+        let snapshot = self.table.snapshot().map_err(CommitError::Failed)?;
+        PROTOCOL
+            .can_commit(snapshot, &actions, &op)
+            .map_err(|e| CommitError::Failed(e.into()))?;
+        let data = CommitData::new(actions, op, metadata, txns);
+        let bytes = data
+            .get_bytes()
+            .map_err(|e| CommitError::Failed(e.into()))?;
+        let written = self
+            .table
+            .log_store()
+            .write_commit_entry(
+                version as u64,
+                CommitOrBytes::LogBytes(bytes),
+                uuid::Uuid::new_v4(),
+            )
             .await;
-        match result {
-            Ok(done) => Ok((done.version() as i64, done.snapshot())),
-            Err(e) if is_conflict(&e) => Err(CommitError::Conflict),
-            Err(e) => Err(CommitError::Failed(e)),
+        match written {
+            Ok(()) => Ok(version),
+            Err(TransactionError::VersionAlreadyExists(_)) => Err(CommitError::Conflict),
+            Err(e) => Err(CommitError::Failed(e.into())),
         }
     }
 }
@@ -504,16 +574,5 @@ pub enum AppendError {
 enum CommitError {
     Conflict,
     Failed(DeltaTableError),
-}
-
-fn is_conflict(e: &DeltaTableError) -> bool {
-    matches!(
-        e,
-        DeltaTableError::VersionAlreadyExists(_)
-            | DeltaTableError::Transaction {
-                source: TransactionError::MaxCommitAttempts(_)
-                    | TransactionError::VersionAlreadyExists(_)
-                    | TransactionError::CommitConflict(_)
-            }
-    )
+    Lake(LakeError),
 }

@@ -3,8 +3,8 @@
 //! # Design
 //! The [`KeyIndex`] holds, for each partition a batch touched recently, the exact set of
 //! keys the table holds there *at one table version* (`KeyIndex::version`). A batch is
-//! filtered against it, and the commit is attempted at exactly `version + 1` with no
-//! automatic rebase (`max_retries = 0`). If anyone else committed in between, the commit
+//! filtered against it, and the commit is written at exactly `version + 1`, never rebased
+//! (see [`crate::commit`]). If anyone else committed in between, the commit
 //! fails, the index replays the new log entries (their `add` actions with `dataChange`,
 //! reading only the key column of those files) and the batch is filtered again before the
 //! next attempt. So every commit is checked against every row committed before it:
@@ -142,6 +142,7 @@ pub struct KeyIndex {
     /// Application transaction versions (`txn` actions) of the apps asked about, kept current
     /// by the same log replay as the keys.
     txns: HashMap<String, Option<i64>>,
+    table_meta_changed: bool,
 }
 
 /// Counters for metrics and benchmarks.
@@ -152,6 +153,8 @@ pub struct IndexStats {
     pub scopes_evicted: u64,
     pub scopes_streamed: u64,
     pub log_entries_replayed: u64,
+    /// Times the delta-rs table state was brought forward (new scopes, new apps, metadata).
+    pub table_refreshes: u64,
 }
 
 /// Files (path, size) per scope.
@@ -168,6 +171,7 @@ impl KeyIndex {
             tick: 0,
             stats: IndexStats::default(),
             txns: HashMap::new(),
+            table_meta_changed: false,
         }
     }
 
@@ -194,14 +198,25 @@ impl KeyIndex {
         }
     }
 
-    /// Bring the table and the index to the latest version, replaying new log entries.
-    pub async fn sync(&mut self, table: &mut DeltaTable) -> Result<(), LakeError> {
-        let latest = table
-            .get_latest_version()
-            .await
-            .map_err(|e| LakeError::delta(&self.table_name, "get latest version", e))?
-            as i64;
+    /// Bring the index to the latest version, replaying new log entries.
+    ///
+    /// The [`DeltaTable`] is loaded once, on the first sync, and after that only brought
+    /// forward when its file list or metadata is needed ([`Self::table_at_version`]):
+    /// delta-rs rebuilds its whole file list on every update, a cost that grows with the
+    /// table, while the replay here reads only the new log entries.
+    ///
+    /// `thorough = false` finds the end of the log by reading `version + 1`, `version + 2`,
+    /// ... until one is missing: one GET when nothing is new, no LIST (which costs O(objects
+    /// in the bucket) on some S3 emulators and grows with the log on real S3). A version
+    /// that is committed but not yet published (a DynamoDB-lock commit whose writer stopped
+    /// between its lock entry and the copy to `N.json`) is invisible to this probe, so a
+    /// commit based on it conflicts; after a conflict callers sync with `thorough = true`,
+    /// which asks the log store for the latest version (repairing such a commit) and lists.
+    /// Either way the commit itself is made at exactly `version + 1` and fails if that
+    /// exists, so the probe can make a commit retry, never a wrong commit.
+    pub async fn sync(&mut self, table: &mut DeltaTable, thorough: bool) -> Result<(), LakeError> {
         let Some(from) = self.version else {
+            let latest = self.latest_version(table).await?;
             if table.version().map(|v| v as i64) != Some(latest) {
                 table
                     .load_version(latest as u64)
@@ -211,75 +226,37 @@ impl KeyIndex {
             self.version = Some(latest);
             return Ok(());
         };
-        if latest <= from {
-            if table.version().map(|v| v as i64) != Some(latest) {
-                table
-                    .update_incremental(Some(latest as u64))
-                    .await
-                    .map_err(|e| LakeError::delta(&self.table_name, "update", e))?;
-            }
-            return Ok(());
-        }
+        let latest = if thorough {
+            Some(self.latest_version(table).await?)
+        } else {
+            None
+        };
         let log_store = table.log_store();
         let mut new_files: FilesByScope = HashMap::new();
-        for v in (from + 1)..=latest {
+        let mut v = from + 1;
+        loop {
+            if latest.is_some_and(|l| v > l) {
+                break;
+            }
             let bytes = log_store
                 .read_commit_entry(v as u64)
                 .await
-                .map_err(|e| LakeError::delta(&self.table_name, "read log entry", e))?
-                .ok_or_else(|| {
-                    LakeError::delta(
+                .map_err(|e| LakeError::delta(&self.table_name, "read log entry", e))?;
+            let bytes = match (bytes, latest) {
+                (Some(b), _) => b,
+                (None, None) => break,
+                (None, Some(_)) => {
+                    return Err(LakeError::delta(
                         &self.table_name,
                         "read log entry",
                         deltalake::DeltaTableError::Generic(format!("log entry {v} vanished")),
-                    )
-                })?;
-            self.stats.log_entries_replayed += 1;
-            for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
-                    LakeError::delta(
-                        &self.table_name,
-                        "parse log entry",
-                        deltalake::DeltaTableError::Generic(format!("version {v}: {e}")),
-                    )
-                })?;
-                if let Some(add) = value.get("add") {
-                    let add: Add = parse_action(&self.table_name, v, add)?;
-                    if add.data_change {
-                        let scope = self.scope_of_map(&add.partition_values);
-                        if self.scopes.contains_key(&scope) {
-                            new_files
-                                .entry(scope)
-                                .or_default()
-                                .push((add.path, u64::try_from(add.size).ok()));
-                        }
-                    }
-                } else if let Some(remove) = value.get("remove") {
-                    let remove: Remove = parse_action(&self.table_name, v, remove)?;
-                    if remove.data_change {
-                        let scope = self.scope_of_map(&remove.partition_values.unwrap_or_default());
-                        self.scopes.remove(&scope);
-                        new_files.remove(&scope);
-                    }
-                } else if let Some(txn) = value.get("txn") {
-                    let app = txn.get("appId").and_then(serde_json::Value::as_str);
-                    let version = txn.get("version").and_then(serde_json::Value::as_i64);
-                    if let (Some(app), Some(version)) = (app, version)
-                        && let Some(slot) = self.txns.get_mut(app)
-                    {
-                        *slot = Some(version);
-                    }
-                } else if value.get("metaData").is_some() {
-                    self.scopes.clear();
-                    new_files.clear();
+                    ));
                 }
-            }
+            };
+            self.replay(v, &bytes, &mut new_files)?;
+            v += 1;
         }
-        table
-            .update_incremental(Some(latest as u64))
-            .await
-            .map_err(|e| LakeError::delta(&self.table_name, "update", e))?;
-        let store = table.log_store().object_store(None);
+        let store = log_store.object_store(None);
         for (scope, files) in new_files {
             let loaded = self.read_keys(store.clone(), files).await?;
             if let Some(sk) = self.scopes.get_mut(&scope) {
@@ -288,19 +265,108 @@ impl KeyIndex {
                 }
             }
         }
-        self.version = Some(latest);
+        self.version = Some(v - 1);
+        Ok(())
+    }
+
+    async fn latest_version(&self, table: &DeltaTable) -> Result<i64, LakeError> {
+        // List from the newest version known (the index's, else the loaded table's).
+        let start = self
+            .version
+            .map(|v| v.max(0) as u64)
+            .or(table.version())
+            .unwrap_or(0);
+        table
+            .log_store()
+            .get_latest_version(start)
+            .await
+            .map(|v| v as i64)
+            .map_err(|e| LakeError::delta(&self.table_name, "get latest version", e))
+    }
+
+    /// Apply one log entry to the index: data-changing adds of loaded scopes are queued in
+    /// `new_files` (their keys are read after the replay), data-changing removes and
+    /// metadata changes drop scopes, `txn`s of tracked apps move forward.
+    fn replay(&mut self, v: i64, bytes: &[u8], new_files: &mut FilesByScope) -> Result<(), LakeError> {
+        self.stats.log_entries_replayed += 1;
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
+                LakeError::delta(
+                    &self.table_name,
+                    "parse log entry",
+                    deltalake::DeltaTableError::Generic(format!("version {v}: {e}")),
+                )
+            })?;
+            if let Some(add) = value.get("add") {
+                let add: Add = parse_action(&self.table_name, v, add)?;
+                if add.data_change {
+                    let scope = self.scope_of_map(&add.partition_values);
+                    if self.scopes.contains_key(&scope) {
+                        new_files
+                            .entry(scope)
+                            .or_default()
+                            .push((add.path, u64::try_from(add.size).ok()));
+                    }
+                }
+            } else if let Some(remove) = value.get("remove") {
+                let remove: Remove = parse_action(&self.table_name, v, remove)?;
+                if remove.data_change {
+                    let scope = self.scope_of_map(&remove.partition_values.unwrap_or_default());
+                    self.scopes.remove(&scope);
+                    new_files.remove(&scope);
+                }
+            } else if let Some(txn) = value.get("txn") {
+                let app = txn.get("appId").and_then(serde_json::Value::as_str);
+                let version = txn.get("version").and_then(serde_json::Value::as_i64);
+                if let (Some(app), Some(version)) = (app, version)
+                    && let Some(slot) = self.txns.get_mut(app)
+                {
+                    *slot = Some(version);
+                }
+            } else if value.get("metaData").is_some() {
+                self.scopes.clear();
+                new_files.clear();
+                self.table_meta_changed = true;
+            } else if value.get("protocol").is_some() {
+                self.table_meta_changed = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a replayed entry changed the table's metadata or protocol since the
+    /// [`DeltaTable`] was last brought to [`Self::version`] (a commit must then check the
+    /// protocol against the new state).
+    pub fn table_meta_changed(&self) -> bool {
+        self.table_meta_changed
+    }
+
+    /// Bring `table` (its file list, metadata, protocol) to exactly [`Self::version`].
+    pub async fn table_at_version(&mut self, table: &mut DeltaTable) -> Result<(), LakeError> {
+        let Some(v) = self.version else {
+            return Ok(());
+        };
+        if table.version().map(|t| t as i64) != Some(v) {
+            table
+                .update_incremental(Some(v as u64))
+                .await
+                .map_err(|e| LakeError::delta(&self.table_name, "update", e))?;
+            self.stats.table_refreshes += 1;
+        }
+        self.table_meta_changed = false;
         Ok(())
     }
 
     /// The latest `txn` version of `app_id` at [`Self::version`].
     pub async fn txn_version(
         &mut self,
-        table: &DeltaTable,
+        table: &mut DeltaTable,
         app_id: &str,
     ) -> Result<Option<i64>, LakeError> {
         if let Some(v) = self.txns.get(app_id) {
             return Ok(*v);
         }
+        self.table_at_version(table).await?;
         let snapshot = table
             .snapshot()
             .map_err(|e| LakeError::delta(&self.table_name, "snapshot", e))?;
@@ -335,7 +401,7 @@ impl KeyIndex {
     /// streams them when they cannot fit.
     pub async fn existing(
         &mut self,
-        table: &DeltaTable,
+        table: &mut DeltaTable,
         candidates: &HashMap<Scope, Vec<&Key>>,
     ) -> Result<HashMap<Scope, HashSet<Key>>, LakeError> {
         self.tick += 1;
@@ -346,6 +412,7 @@ impl KeyIndex {
             .collect();
         let mut streamed: FilesByScope = HashMap::new();
         if !missing.is_empty() {
+            self.table_at_version(table).await?;
             let (files, records) = self.files_of(table, &missing)?;
             let store = table.log_store().object_store(None);
             for scope in missing {

@@ -220,6 +220,14 @@ impl DynamoDbLogStore {
         }
     }
 
+    /// Best effort: a staged file left behind costs a few bytes and a longer `_delta_log`
+    /// listing, never correctness (no reader looks at `*.json.tmp`).
+    async fn delete_staged(&self, path: &Path) {
+        if let Err(e) = self.store.delete(path).await {
+            tracing::warn!(table = %self.table_path, path = %path, error = %e, "could not delete a staged commit file");
+        }
+    }
+
     fn temp_location(temp_path: &str) -> Path {
         Path::from(format!("_delta_log/{temp_path}"))
     }
@@ -315,17 +323,22 @@ impl LogStore for DynamoDbLogStore {
         commit_or_bytes: CommitOrBytes,
         _operation_id: Uuid,
     ) -> Result<(), TransactionError> {
-        let bytes = match commit_or_bytes {
-            CommitOrBytes::LogBytes(b) => b,
+        // delta-rs' CommitBuilder hands stores other than its own a file it staged in
+        // `_delta_log/_commit_<uuid>.json.tmp`; nothing in delta-rs deletes it, so we do once
+        // the commit is made (it reuses the same file for a retry after a lost race).
+        let (bytes, staged) = match commit_or_bytes {
+            CommitOrBytes::LogBytes(b) => (b, None),
             CommitOrBytes::TmpCommit(p) => {
                 let r = self
                     .store
                     .get(&p)
                     .await
                     .map_err(|e| self.fail(version, "read temp commit", e))?;
-                r.bytes()
+                let b = r
+                    .bytes()
                     .await
-                    .map_err(|e| self.fail(version, "read temp commit", e))?
+                    .map_err(|e| self.fail(version, "read temp commit", e))?;
+                (b, Some(p))
             }
         };
         let target = commit_uri_from_version(Some(version));
@@ -397,16 +410,23 @@ impl LogStore for DynamoDbLogStore {
         if let Err(e) = self.publish(&entry, true).await {
             tracing::warn!(table = %self.table_path, version, error = %e, "commit entry left incomplete; it will be repaired");
         }
+        if let Some(p) = staged {
+            self.delete_staged(&p).await;
+        }
         Ok(())
     }
 
     async fn abort_commit_entry(
         &self,
         _version: u64,
-        _commit_or_bytes: CommitOrBytes,
+        commit_or_bytes: CommitOrBytes,
         _operation_id: Uuid,
     ) -> Result<(), TransactionError> {
-        // Nothing to undo: an entry, once put, is a commit; a temp file alone is harmless.
+        // Nothing to undo: an entry, once put, is a commit; a temp file alone is harmless,
+        // but delta-rs' staged copy is ours to delete.
+        if let CommitOrBytes::TmpCommit(p) = commit_or_bytes {
+            self.delete_staged(&p).await;
+        }
         Ok(())
     }
 
