@@ -287,7 +287,12 @@ impl KeyIndex {
     /// Apply one log entry to the index: data-changing adds of loaded scopes are queued in
     /// `new_files` (their keys are read after the replay), data-changing removes and
     /// metadata changes drop scopes, `txn`s of tracked apps move forward.
-    fn replay(&mut self, v: i64, bytes: &[u8], new_files: &mut FilesByScope) -> Result<(), LakeError> {
+    fn replay(
+        &mut self,
+        v: i64,
+        bytes: &[u8],
+        new_files: &mut FilesByScope,
+    ) -> Result<(), LakeError> {
         self.stats.log_entries_replayed += 1;
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
