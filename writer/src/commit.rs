@@ -430,10 +430,10 @@ impl TableSink {
             .table_config()
             .checkpoint_interval
             .map_or(100, |n| n.get());
-        if (version as u64 + 1).is_multiple_of(interval) {
-            if let Some(skipped) = self.checkpoint_due.replace(version) {
-                tracing::debug!(table = %self.uri, skipped, version, "checkpoints fall due faster than they are written; writing the newer one");
-            }
+        if (version as u64 + 1).is_multiple_of(interval)
+            && let Some(skipped) = self.checkpoint_due.replace(version)
+        {
+            tracing::debug!(table = %self.uri, skipped, version, "checkpoints fall due faster than they are written; writing the newer one");
         }
         self.start_due_checkpoint();
     }
