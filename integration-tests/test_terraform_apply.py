@@ -97,17 +97,50 @@ def _terraform_env(work: Path) -> dict[str, str]:
 
 
 def _tf(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 300) -> str:
-    res = subprocess.run(
-        [TERRAFORM, *args, "-no-color"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    try:
+        res = subprocess.run(
+            [TERRAFORM, *args, "-no-color"],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as e:
+        # Show what terraform was waiting on; the bare timeout says nothing.
+        out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        raise AssertionError(f"terraform {' '.join(args)} timed out after {timeout}s:\n{out[-4000:]}\n{err[-4000:]}") from e
     if res.returncode != 0:
         raise AssertionError(f"terraform {' '.join(args)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
     return res.stdout
+
+
+def _empty_versioned_bucket(endpoint: str, bucket: str) -> None:
+    """Delete every object version and delete marker while versioning is still enabled.
+
+    `terraform destroy` suspends versioning before it force-destroys the bucket, and moto 5.2.5
+    answers a DeleteObjects that removes a delete marker from a version-suspended bucket with a
+    500 (`'FakeDeleteMarker' object has no attribute 'dispose'`), which the provider retries until
+    the test times out. Real S3 has no such problem; the writer and compactor leave delete markers
+    (deleted staged commit files, vacuumed data files), so the bucket is emptied here first.
+    """
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    # List everything first: deleting while paging would move the markers under the paginator.
+    doomed = [
+        {"Key": v["Key"], "VersionId": v["VersionId"]}
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket)
+        for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+    ]
+    for i in range(0, len(doomed), 1000):
+        res = s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed[i : i + 1000], "Quiet": True})
+        assert not res.get("Errors"), res["Errors"][:3]
 
 
 @pytest.fixture(scope="module")
@@ -132,12 +165,15 @@ def data_plane(moto_endpoint, tmp_path_factory):
 
     _tf(["init", "-backend=false", "-input=false"], root, env, timeout=120)
     applied = False
+    outputs = {}
     try:
         _tf(["apply", "-auto-approve", "-input=false", *tf_vars], root, env)
         applied = True
         outputs = {k: v["value"] for k, v in json.loads(_tf(["output", "-json"], root, env)).items()}
         yield {"endpoint_url": moto_endpoint, "region": REGION, "name_prefix": prefix, "outputs": outputs}
     finally:
+        if "lake_bucket_name" in outputs:
+            _empty_versioned_bucket(moto_endpoint, outputs["lake_bucket_name"])
         # Destroy even after a partial apply; a failing destroy fails the test run.
         _tf(["destroy", "-auto-approve", "-input=false", "-refresh=false", *tf_vars], root, env)
     assert applied
