@@ -108,15 +108,15 @@ def _tf(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 300) -> 
         )
     except subprocess.TimeoutExpired as e:
         # Show what terraform was waiting on; the bare timeout says nothing.
-        out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        err = (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-        raise AssertionError(f"terraform {' '.join(args)} timed out after {timeout}s:\n{out[-4000:]}\n{err[-4000:]}") from e
+        # (TimeoutExpired carries bytes even with text=True.)
+        out = ((e.stdout or b"") + (e.stderr or b"")).decode(errors="replace")
+        raise AssertionError(f"terraform {' '.join(args)} timed out after {timeout}s:\n{out[-4000:]}") from e
     if res.returncode != 0:
         raise AssertionError(f"terraform {' '.join(args)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
     return res.stdout
 
 
-def _empty_versioned_bucket(endpoint: str, bucket: str) -> None:
+def _empty_versioned_bucket(s3, bucket: str) -> None:
     """Delete every object version and delete marker while versioning is still enabled.
 
     `terraform destroy` suspends versioning before it force-destroys the bucket, and moto 5.2.5
@@ -125,13 +125,6 @@ def _empty_versioned_bucket(endpoint: str, bucket: str) -> None:
     the test times out. Real S3 has no such problem; the writer and compactor leave delete markers
     (deleted staged commit files, vacuumed data files), so the bucket is emptied here first.
     """
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
     # List everything first: deleting while paging would move the markers under the paginator.
     doomed = [
         {"Key": v["Key"], "VersionId": v["VersionId"]}
@@ -173,7 +166,8 @@ def data_plane(moto_endpoint, tmp_path_factory):
         yield {"endpoint_url": moto_endpoint, "region": REGION, "name_prefix": prefix, "outputs": outputs}
     finally:
         if "lake_bucket_name" in outputs:
-            _empty_versioned_bucket(moto_endpoint, outputs["lake_bucket_name"])
+            s3 = _client("s3", {"endpoint_url": moto_endpoint, "region": REGION})
+            _empty_versioned_bucket(s3, outputs["lake_bucket_name"])
         # Destroy even after a partial apply; a failing destroy fails the test run.
         _tf(["destroy", "-auto-approve", "-input=false", "-refresh=false", *tf_vars], root, env)
     assert applied
