@@ -2,6 +2,8 @@
 have written. Written from the issue's text, not from the Rust code."""
 import datetime as dt
 import json
+import re
+import unicodedata
 from decimal import Decimal, ROUND_FLOOR
 
 COMMON = ("event_uuid", "event_name", "created_at")
@@ -51,6 +53,16 @@ def parse(raw: bytes, now: int, max_future=86400):
     parts = name.split(":")
     if parts[0] == "":
         raise Reject("invalid_event_name")
+    # Partition-value hard limits (README "Partition values").
+    etype = parts[0]
+    if len(etype.encode("utf-8", "surrogatepass")) > 64:
+        raise Reject("event_type_too_long")
+    if any(unicodedata.category(ch) == "Cc" for ch in etype):
+        raise Reject("event_type_control_character")
+    if len(name.encode("utf-8", "surrogatepass")) > 1024:
+        raise Reject("event_name_too_long")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise Reject("event_name_control_character")
     if "created_at" not in obj:
         raise Reject("missing_created_at")
     c = obj["created_at"]
@@ -63,6 +75,9 @@ def parse(raw: bytes, now: int, max_future=86400):
         if secs > upper and MIN_CREATED_AT <= secs // 1000 <= upper:
             raise Reject("created_at_in_milliseconds")
         raise Reject("created_at_out_of_range")
+    # The configurable event_type pattern, checked last (default value).
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", etype):
+        raise Reject("event_type_pattern_mismatch")
     frac = c - secs
     frac_digits = format(frac, "f").split(".")[1] if "." in format(frac, "f") else ""
     frac_digits = frac_digits[:9].rstrip("0")

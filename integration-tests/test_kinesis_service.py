@@ -1,103 +1,13 @@
 """Issue 4: `writer run` against moto's Kinesis + DynamoDB + S3: leases, exactly-once under
 kill -9, scale-out, resharding, graceful shutdown."""
 import json
-import os
 import random
 import signal
-import subprocess
-import tempfile
 import time
-import uuid
 
-import pytest
-
-from conftest import run
-from expected import expected_from_lines
-from s3util import client, duck_s3, make_bucket
-
-END_TIME = 1_764_000_000
-
-
-def make_stream(moto, shards):
-    name = f"s-{uuid.uuid4().hex[:8]}"
-    k = client(moto, "kinesis")
-    k.create_stream(StreamName=name, ShardCount=shards)
-    for _ in range(50):
-        if k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE":
-            break
-        time.sleep(0.1)
-    return name
-
-
-def put(writer_bin, moto, stream, count, seed, **kw):
-    args = [writer_bin, "generate", "--count", str(count), "--seed", str(seed), "--end-time", str(END_TIME),
-            "--kinesis-stream", stream]
-    for k, v in kw.items():
-        args += [f"--{k.replace('_', '-')}", str(v)]
-    run(args, env=moto["env"])
-
-
-def lines_for(writer_bin, tmp_path, count, seed, **kw):
-    f = tmp_path / f"lines-{seed}.ndjson"
-    args = [writer_bin, "generate", "--count", str(count), "--seed", str(seed), "--end-time", str(END_TIME),
-            "--output", str(f)]
-    for k, v in kw.items():
-        if k in ("rate", "kpl_aggregate"):
-            continue
-        args += [f"--{k.replace('_', '-')}", str(v)]
-    run(args)
-    return f.read_bytes().split(b"\n")[:-1]
-
-
-class Env:
-    def __init__(self, writer_bin, moto, shards=2):
-        self.writer_bin = writer_bin
-        self.moto = moto
-        self.bucket = make_bucket(moto, f"b-{uuid.uuid4().hex[:8]}")
-        self.stream = make_stream(moto, shards)
-        self.leases = f"leases-{uuid.uuid4().hex[:8]}"
-        self.lock = f"lock-{uuid.uuid4().hex[:8]}"
-        run([writer_bin, "lock-table", "create", "--lock-table", self.lock], env=moto["env"])
-
-    def cmd(self, *extra):
-        return [self.writer_bin, "--log-format", "json", "run", "--stream", self.stream,
-                "--table", f"s3://{self.bucket}/events", "--rejected-table", f"s3://{self.bucket}/events_rejected",
-                "--lease-table", self.leases, "--commit-lock", "dynamodb", "--lock-table", self.lock,
-                "--lease-duration", "3s", "--flush-interval", "1s", "--poll-interval", "200ms",
-                "--metrics-port", "0", "--max-future", "36500d", *extra]
-
-    def start(self, *extra):
-        # stderr goes to a file: an unread pipe fills up and blocks the writer's logging.
-        log = tempfile.NamedTemporaryFile(prefix="writer-", suffix=".log", delete=False)
-        p = subprocess.Popen(self.cmd(*extra), env={**os.environ, **self.moto["env"], "RUST_LOG": "info,buoyant_kernel=warn,deltalake_core=warn"},
-                             stdout=subprocess.PIPE, stderr=log)
-        p.log_path = log.name
-        return p
-
-    def run_until_idle(self, idle="6s", timeout=300):
-        summary, p = run(self.cmd("--exit-when-idle", idle), env=self.moto["env"], timeout=timeout)
-        return summary
-
-    def rows(self):
-        con = duck_s3(self.moto)
-        return con.execute(
-            f"SELECT event_uuid, event_type, created_date FROM delta_scan('s3://{self.bucket}/events')").fetchall()
-
-    def rejected(self):
-        con = duck_s3(self.moto)
-        return con.execute(f"SELECT raw, reason FROM delta_scan('s3://{self.bucket}/events_rejected')").fetchall()
-
-    def check_exact(self, lines):
-        expected, rejects, _ = expected_from_lines(lines, END_TIME)
-        rows = self.rows()
-        assert len(rows) == len(set(rows)), "duplicate rows"
-        assert set(rows) == set(expected), (len(rows), len(expected))
-        rej = self.rejected()
-        assert sorted(bytes(r[0]) for r in rej) == sorted(raw for _, raw in rejects.values())
-        return expected
-
-
-GEN = dict(duplicate_ratio=0.1, malformed_ratio=0.02, late_ratio=0.2)
+# END_TIME too: test_hardening.py imports the helpers from here.
+from kinesis_env import END_TIME, GEN, Env, lines_for, put  # noqa: F401
+from s3util import client
 
 
 def test_multi_shard_exact_with_kpl(writer_bin, moto, tmp_path):
@@ -136,37 +46,25 @@ def test_three_instances_share_and_take_over(writer_bin, moto, tmp_path):
     put(writer_bin, moto, env.stream, 1200, 11, **GEN)
     procs = [env.start("--writer-id", f"w{i}", "--max-batch-events", "100") for i in range(3)]
 
-    def owners():
-        out = {}
-        ddb = client(moto, "dynamodb")
-        try:
-            items = ddb.scan(TableName=env.leases)["Items"]
-        except ddb.exceptions.ResourceNotFoundException:
-            return out  # the writers have not created the lease table yet
-        for item in items:
-            o = item.get("leaseOwner", {}).get("S")
-            out[o] = out.get(o, 0) + 1
-        return out
-
     try:
         # Balanced (nobody above the fair share of 2, at least two owners) within a few
         # lease rounds (lease duration 3 s), and it stays balanced.
         deadline, seen = time.time() + 20, None
         while time.time() < deadline:
-            seen = owners()
+            seen = env.owners()
             if len([o for o in seen if o]) >= 2 and max(v for o, v in seen.items() if o) <= 2:
                 break
             time.sleep(0.5)
         else:
             raise AssertionError(f"leases never balanced: {seen}")
         time.sleep(4)
-        seen = owners()
+        seen = env.owners()
         assert max(v for o, v in seen.items() if o) <= 2, seen
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait(timeout=30)
         put(writer_bin, moto, env.stream, 800, 12, **GEN)
         time.sleep(10)  # > lease duration: survivors take the dead worker's shards
-        assert "w0" not in owners()
+        assert "w0" not in env.owners()
         for p in procs[1:]:
             p.send_signal(signal.SIGTERM)
         for p in procs[1:]:

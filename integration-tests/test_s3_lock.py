@@ -10,7 +10,8 @@ import pytest
 
 from conftest import run
 from expected import expected_from_lines
-from s3util import FaultProxy, client, duck_s3, log_versions, make_bucket, polars_s3_options
+from faults import FaultProxy, Rule
+from s3util import client, duck_s3, log_versions, make_bucket, polars_s3_options
 
 
 def gen(writer_bin, path, count, seed, **kw):
@@ -193,9 +194,14 @@ def test_survives_throttling_and_5xx(writer_bin, moto, tmp_path):
     lock_table = f"lock_{uuid.uuid4().hex[:8]}"
     create_lock_table(writer_bin, moto, lock_table)
     src = gen(writer_bin, tmp_path / "in.ndjson", 1500, 31, duplicate_ratio=0.1, malformed_ratio=0.01)
-    proxy = FaultProxy(moto["port"], ratio=0.15, after_ratio=0.05)
+    # 15% of requests fail before reaching moto (S3 503 SlowDown, DynamoDB throttling); 5% of
+    # DynamoDB ones are forwarded and then answered 500 (it happened, the client thinks not).
+    proxy = FaultProxy(moto["port"], seed=1)
+    proxy.add(Rule("throttle", "s3", probability=0.15))
+    proxy.add(Rule("throttle", "dynamodb", code="ThrottlingException", probability=0.15))
+    proxy.add(Rule("error", "dynamodb", status=500, after=True, probability=0.05 / 0.85))
     try:
-        env = {"AWS_ENDPOINT_URL": proxy.url}
+        env = proxy.endpoints()
         s, _ = ingest_s3(writer_bin, moto, src, bucket, "dynamodb", lock_table, ["--max-batch-events", "300"], env=env)
     finally:
         proxy.close()

@@ -16,7 +16,7 @@ pub struct CheckpointSummary {
 }
 
 pub async fn checkpoint(t: &TableArgs) -> Result<CheckpointSummary> {
-    let table = storage::open_table(&t.table, &t.storage()).await?;
+    let table = crate::open_for_maintenance(t).await?;
     create_checkpoint(&table, None)
         .await
         .context("writing checkpoint")?;

@@ -71,6 +71,16 @@ impl TableArgs {
     }
 }
 
+/// Open a table the compactor is about to write to (optimize, checkpoint, vacuum), refusing
+/// one whose protocol asks for features we do not enforce (see `storage::protocol`):
+/// rewriting files of a table with CHECK constraints or deletion vectors, say, could commit
+/// something its own rules forbid.
+pub async fn open_for_maintenance(t: &TableArgs) -> Result<deltalake::DeltaTable> {
+    let table = storage::open_table(&t.table, &t.storage()).await?;
+    storage::check_writable(&table, &t.table)?;
+    Ok(table)
+}
+
 fn parse_commit_lock(s: &str) -> Result<CommitLock, String> {
     s.parse()
 }
@@ -96,7 +106,8 @@ pub struct OptimizeArgs {
 
 #[derive(Args, Clone)]
 pub struct VacuumArgs {
-    /// Keep unreferenced files younger than this (default: the table's
+    /// Keep every file a version committed within this window can read, and every
+    /// unreferenced file modified within it (default: the table's
     /// `delta.deletedFileRetentionDuration`, 7 days for tables this project creates).
     #[arg(long, env = "COMPACTOR_RETENTION", value_parser = storage::cli::parse_duration)]
     pub retention: Option<std::time::Duration>,
@@ -106,8 +117,9 @@ pub struct VacuumArgs {
     /// List what would be deleted without deleting.
     #[arg(long)]
     pub dry_run: bool,
-    /// Also delete files never referenced by any commit (orphans of crashed writers) that
-    /// are older than the retention. Default: only files removed by earlier commits.
+    /// Accepted for compatibility; has no effect. Vacuum always deletes every data file no
+    /// version inside the retention window can read, including files never committed
+    /// (crashed writers' uploads) once older than the retention.
     #[arg(long)]
     pub full: bool,
 }

@@ -50,8 +50,7 @@ struct PartitionStats {
 const ATTEMPTS: u32 = 3;
 
 pub async fn optimize(t: &TableArgs, args: &OptimizeArgs) -> Result<OptimizeSummary> {
-    let storage = t.storage();
-    let mut table = storage::open_table(&t.table, &storage).await?;
+    let mut table = crate::open_for_maintenance(t).await?;
     let (files_before, bytes_before, partitions) = plan_input(&table, args.target_size)?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let since_ms = args.since.map(|d| now_ms - d.as_millis() as i64);

@@ -69,7 +69,7 @@ pub fn enrich<'a>(
             None => {
                 return Err(Rejection::new(
                     RejectReason::InvalidEventUuid,
-                    format!("event_uuid must be a string, got {}", json_kind(v)),
+                    not_a_string("event_uuid", v),
                 ));
             }
         },
@@ -86,7 +86,7 @@ pub fn enrich<'a>(
             None => {
                 return Err(Rejection::new(
                     RejectReason::InvalidEventName,
-                    format!("event_name must be a string, got {}", json_kind(v)),
+                    not_a_string("event_name", v),
                 ));
             }
         },
@@ -97,6 +97,9 @@ pub fn enrich<'a>(
             "event_name has an empty first part (event_type)",
         ));
     }
+    // The type becomes a folder name in every object key: refuse what no key can hold
+    // before anything else is done with the record (see `partition`).
+    crate::partition::check_event_name(&event_name)?;
     let created = match raw.created_at {
         None => {
             return Err(Rejection::new(
@@ -165,9 +168,11 @@ fn parse_created_at(raw: &RawValue) -> Result<CreatedAt<'_>, Rejection> {
             nanos *= 10;
         }
         if negative && nanos > 0 {
-            // floor semantics for the whole part; fraction counted forward from it
+            // floor semantics for the whole part; fraction counted forward from it. The
+            // floor of `-9223372036854775808.5` is not an i64: out of range, not overflow.
+            let secs = secs.checked_sub(1).ok_or_else(|| out_of_range(text))?;
             return Ok(CreatedAt {
-                secs: secs - 1,
+                secs,
                 nanos: 1_000_000_000 - nanos,
                 fraction: Cow::Owned(format!("{:09}", 1_000_000_000 - nanos)),
             });
@@ -205,6 +210,18 @@ fn out_of_range(text: &str) -> Rejection {
             text.len()
         ),
     )
+}
+
+/// Why a common field that must be a string is not one. A JSON string that still fails to
+/// decode holds an escaped lone surrogate (`"\ud800"`): valid JSON syntax, but no Unicode
+/// text, so it cannot be stored in a string column.
+fn not_a_string(field: &str, raw: &RawValue) -> String {
+    match json_kind(raw) {
+        "a string" => {
+            format!("{field} is not valid Unicode text (it escapes a lone UTF-16 surrogate)")
+        }
+        kind => format!("{field} must be a string, got {kind}"),
+    }
 }
 
 fn json_kind(raw: &RawValue) -> &'static str {
@@ -334,10 +351,42 @@ mod tests {
                 r#"{"event_uuid":"u","event_name":"a","created_at":1e400}"#,
                 CreatedAtOutOfRange,
             ),
+            (
+                r#"{"event_uuid":"u","event_name":"a","created_at":-9223372036854775808.5}"#,
+                CreatedAtOutOfRange,
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"\ud800","created_at":1710670530}"#,
+                InvalidEventName,
+            ),
+            (
+                r#"{"event_uuid":"\udfff","event_name":"a","created_at":1710670530}"#,
+                InvalidEventUuid,
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"a\u0000b","created_at":1710670530}"#,
+                EventTypeControlCharacter,
+            ),
+            (
+                r#"{"event_uuid":"u","event_name":"a:b\nc","created_at":1710670530}"#,
+                EventNameControlCharacter,
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(reason(input), want, "{input}");
         }
+        let long = format!(
+            r#"{{"event_uuid":"u","event_name":"{}:x","created_at":1710670530}}"#,
+            "a".repeat(5000)
+        );
+        assert_eq!(reason(&long), EventTypeTooLong);
+        let msg = run(r#"{"event_uuid":"u","event_name":"\ud800","created_at":1}"#)
+            .err()
+            .map(|r| r.message);
+        assert_eq!(
+            msg.as_deref(),
+            Some("event_name is not valid Unicode text (it escapes a lone UTF-16 surrogate)")
+        );
         // future beyond now + 1 day
         assert_eq!(
             reason(&format!(

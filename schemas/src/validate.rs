@@ -20,10 +20,25 @@ pub enum RejectReason {
     InvalidCreatedAt,
     CreatedAtOutOfRange,
     CreatedAtInMilliseconds,
+    /// `event_type` longer than [`crate::partition::MAX_EVENT_TYPE_BYTES`].
+    EventTypeTooLong,
+    /// `event_type` holds a control character (NUL, newline, DEL, C1, ...).
+    EventTypeControlCharacter,
+    /// `event_type` does not match the configured pattern.
+    EventTypePatternMismatch,
+    /// `event_type` is not on the configured allowlist.
+    EventTypeNotAllowed,
+    /// `event_name` longer than [`crate::partition::MAX_EVENT_NAME_BYTES`].
+    EventNameTooLong,
+    /// A control character in `event_name` after the type (subtype or later parts).
+    EventNameControlCharacter,
+    /// The event's type would be one more new `event_type` partition than a batch may
+    /// create (decided by the writer against the table, not per record).
+    TooManyNewPartitions,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 12] = [
+    pub const ALL: [RejectReason; 19] = [
         RejectReason::NotUtf8,
         RejectReason::NotJson,
         RejectReason::NotObject,
@@ -36,6 +51,13 @@ impl RejectReason {
         RejectReason::InvalidCreatedAt,
         RejectReason::CreatedAtOutOfRange,
         RejectReason::CreatedAtInMilliseconds,
+        RejectReason::EventTypeTooLong,
+        RejectReason::EventTypeControlCharacter,
+        RejectReason::EventTypePatternMismatch,
+        RejectReason::EventTypeNotAllowed,
+        RejectReason::EventNameTooLong,
+        RejectReason::EventNameControlCharacter,
+        RejectReason::TooManyNewPartitions,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +74,13 @@ impl RejectReason {
             RejectReason::InvalidCreatedAt => "invalid_created_at",
             RejectReason::CreatedAtOutOfRange => "created_at_out_of_range",
             RejectReason::CreatedAtInMilliseconds => "created_at_in_milliseconds",
+            RejectReason::EventTypeTooLong => "event_type_too_long",
+            RejectReason::EventTypeControlCharacter => "event_type_control_character",
+            RejectReason::EventTypePatternMismatch => "event_type_pattern_mismatch",
+            RejectReason::EventTypeNotAllowed => "event_type_not_allowed",
+            RejectReason::EventNameTooLong => "event_name_too_long",
+            RejectReason::EventNameControlCharacter => "event_name_control_character",
+            RejectReason::TooManyNewPartitions => "too_many_new_partitions",
         }
     }
 }
@@ -128,5 +157,26 @@ impl ValidationRules {
                 self.min_created_at
             ),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reason names are stored in the table and matched on by users: distinct, snake_case,
+    /// and every variant is listed in `ALL`.
+    #[test]
+    fn reason_names_are_distinct_snake_case() {
+        let names: std::collections::BTreeSet<&str> =
+            RejectReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), RejectReason::ALL.len());
+        for n in names {
+            assert!(
+                n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{n}"
+            );
+        }
     }
 }

@@ -57,8 +57,14 @@ pub enum Created {
     AlreadyExisted,
 }
 
-/// Create a DynamoDB table (on-demand billing) with a string hash key and optional string
-/// range key, wait until it is active, and enable TTL on `ttl_attribute`. Idempotent.
+/// Make sure a DynamoDB table exists: describe it first, and only when it is missing create
+/// it (on-demand billing, string hash key and optional string range key), wait until it is
+/// active, and enable TTL on `ttl_attribute`. Idempotent.
+///
+/// Describing first matters on AWS: a service role that may use a table (Terraform created
+/// it) must not need `dynamodb:CreateTable`, and AWS checks permissions *before* existence,
+/// so calling CreateTable on an existing table answers AccessDenied rather than
+/// ResourceInUse. A missing permission is reported by name.
 pub async fn ensure_table(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -71,6 +77,18 @@ pub async fn ensure_table(
         step,
         message: e,
     };
+    match client.describe_table().table_name(table).send().await {
+        Ok(_) => return Ok(Created::AlreadyExisted),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) => {}
+        Err(e) => {
+            return Err(err(
+                "describe",
+                permission_hint(&e, "dynamodb:DescribeTable"),
+            ));
+        }
+    }
     let attr = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
@@ -98,17 +116,14 @@ pub async fn ensure_table(
     }
     let created = match req.send().await {
         Ok(_) => Created::Created,
-        Err(e) => {
-            let service = e.as_service_error();
-            if service.is_some_and(|s| s.is_resource_in_use_exception()) {
-                Created::AlreadyExisted
-            } else {
-                return Err(err(
-                    "create",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
-                ));
-            }
+        // Created by someone else between our describe and create.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            Created::AlreadyExisted
         }
+        Err(e) => return Err(err("create", permission_hint(&e, "dynamodb:CreateTable"))),
     };
     for _ in 0..120 {
         let d = client
@@ -149,4 +164,25 @@ pub async fn ensure_table(
         }
     }
     Ok(created)
+}
+
+/// The SDK error as text; for an access-denied answer, led by the permission that is missing
+/// (the raw AWS message names the action only sometimes, and never says what to do).
+fn permission_hint<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>, action: &str) -> String
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let text = aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string();
+    let denied = e
+        .as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|c| c.contains("AccessDenied") || c.contains("UnrecognizedClient"));
+    if denied {
+        format!(
+            "missing IAM permission {action} (create the table with Terraform or `writer lock-table create` run by an administrator, or grant the permission): {text}"
+        )
+    } else {
+        text
+    }
 }

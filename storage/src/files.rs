@@ -132,13 +132,63 @@ pub fn data_file_path(partition: &PartitionValues, file_id: &str) -> String {
     path
 }
 
+/// Longest path component local filesystems accept (ext4, XFS, APFS, NTFS: 255 bytes).
+pub const MAX_PATH_COMPONENT_BYTES: usize = 255;
+
+/// Longest data-file path below the table root the writer will upload. S3 keys are at most
+/// 1,024 bytes; this leaves 512 of them for the table's own prefix. Partition values that
+/// pass the per-record policy (`schemas::partition`) produce paths of at most
+/// `schemas::partition::MAX_DATA_FILE_RELATIVE_PATH_BYTES` (about 300 bytes).
+pub const MAX_DATA_FILE_PATH_BYTES: usize = 512;
+
+/// Refuse a data-file path no store can hold, naming the partition, before any upload.
+///
+/// Defence in depth: per-record validation already rejects every partition value that
+/// could get here, so this only fires if that policy is ever loosened by mistake. It turns
+/// what would be an opaque OS error (`File name too long`) or an S3 `KeyTooLongError`
+/// after a retry loop into a typed error that says which partition and why.
+pub fn check_data_file_path(table: &str, path: &str) -> Result<(), LakeError> {
+    let too_long = |what: &str, part: &str, limit: usize| LakeError::Invariant {
+        table: table.to_string(),
+        detail: format!(
+            "data file {what} `{}` is {} bytes, over the {limit}-byte limit; the partition \
+             value should have been rejected per record",
+            truncate_at_char(part, 80),
+            part.len()
+        ),
+    };
+    for component in path.split('/') {
+        if component.len() > MAX_PATH_COMPONENT_BYTES {
+            return Err(too_long("folder", component, MAX_PATH_COMPONENT_BYTES));
+        }
+    }
+    if path.len() > MAX_DATA_FILE_PATH_BYTES {
+        return Err(too_long("path", path, MAX_DATA_FILE_PATH_BYTES));
+    }
+    Ok(())
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, with `…` when cut.
+fn truncate_at_char(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 /// Upload an encoded file. A unique name means a plain put is safe: nothing can be there.
+/// The path is checked first ([`check_data_file_path`]).
 pub async fn put_file(
     store: &dyn ObjectStore,
     table: &str,
     path: &str,
     bytes: Bytes,
 ) -> Result<(), LakeError> {
+    check_data_file_path(table, path)?;
     let location = object_path(path);
     store
         .put(&location, bytes.into())
@@ -310,6 +360,60 @@ mod tests {
             p.statistics_enabled(&col("created_at")),
             EnabledStatistics::None
         );
+    }
+
+    #[test]
+    fn overlong_partition_folders_are_a_typed_error_naming_the_partition() {
+        let part = |v: String| {
+            vec![
+                ("event_type".to_string(), Some(v)),
+                ("created_date".to_string(), Some("2024-03-17".to_string())),
+            ]
+        };
+        let ok = data_file_path(&part("a".repeat(64)), &"0".repeat(36));
+        assert!(check_data_file_path("t", &ok).is_ok());
+        // Worst case of the per-record policy: 64 bytes that all need percent-encoding.
+        let worst = data_file_path(&part("é".repeat(32)), &"0".repeat(36));
+        assert!(check_data_file_path("t", &worst).is_ok(), "{}", worst.len());
+
+        let long = data_file_path(&part("a".repeat(5000)), "abc");
+        let err = check_data_file_path("events", &long)
+            .err()
+            .map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(
+            err.starts_with("table events: data file folder `event_type=aaa"),
+            "{err}"
+        );
+        assert!(err.contains("5011 bytes") && err.len() < 400, "{err}");
+        // Percent-encoding can push a value over the limit although its raw bytes are not.
+        let encoded = data_file_path(&part("/".repeat(100)), "abc");
+        assert!(check_data_file_path("t", &encoded).is_err());
+        let deep = (0..10)
+            .map(|_| "x".repeat(100))
+            .collect::<Vec<_>>()
+            .join("/");
+        assert!(check_data_file_path("t", &deep).is_err());
+    }
+
+    #[tokio::test]
+    async fn put_file_refuses_before_uploading() {
+        use futures::StreamExt;
+        let store = deltalake::logstore::object_store::memory::InMemory::new();
+        let path = data_file_path(
+            &vec![("event_type".to_string(), Some("a".repeat(300)))],
+            "abc",
+        );
+        let put = put_file(&store, "t", &path, Bytes::from_static(b"x")).await;
+        assert!(matches!(put, Err(LakeError::Invariant { .. })));
+        let listed = store.list(None).count().await;
+        assert_eq!(listed, 0, "nothing was uploaded");
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate_at_char("ééé", 3), "é…");
+        assert_eq!(truncate_at_char("abc", 3), "abc");
     }
 
     #[test]

@@ -9,8 +9,11 @@ pub mod cli;
 pub mod error;
 pub mod files;
 pub mod lock;
+pub mod memory;
 pub mod open;
+pub mod protocol;
 
 pub use error::LakeError;
 pub use lock::CommitLock;
 pub use open::{StorageConfig, open_or_create, open_table, table_url};
+pub use protocol::check_writable;

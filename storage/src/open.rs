@@ -80,7 +80,8 @@ pub async fn open_table(uri: &str, storage: &StorageConfig) -> Result<DeltaTable
 /// Open the table, creating it with `def`'s schema, partitioning and properties when it does
 /// not exist. Two processes racing to create it both succeed: the loser sees version 0
 /// already written and simply loads it. An existing table whose columns differ from `def`
-/// is refused rather than written with a mismatched layout.
+/// is refused rather than written with a mismatched layout, and so is one using writer
+/// features we do not enforce ([`crate::protocol::check_writable`]).
 pub async fn open_or_create(
     uri: &str,
     def: &TableDef,
@@ -123,6 +124,9 @@ pub async fn open_or_create(
         Err(e) => return Err(LakeError::delta(uri, "load", e)),
     }
     check_schema(uri, &table, def)?;
+    // Everything that opens a table this way writes to it (the writer): refuse features we
+    // would not enforce (CHECK constraints, generated columns, deletion vectors, ...).
+    crate::protocol::check_writable(&table, uri)?;
     Ok(table)
 }
 

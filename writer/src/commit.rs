@@ -517,6 +517,10 @@ impl TableSink {
                 .table_at_version(&mut self.table)
                 .await
                 .map_err(CommitError::Lake)?;
+            // Someone changed the protocol or metadata while we run (e.g. added a CHECK
+            // constraint): the checks made when the table was opened must be made again,
+            // since this commit path would not enforce such a feature.
+            storage::check_writable(&self.table, &self.uri).map_err(CommitError::Lake)?;
         }
         let op = DeltaOperation::Write {
             mode: SaveMode::Append,

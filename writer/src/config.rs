@@ -1,12 +1,11 @@
 //! Configuration types shared by every mode (`ingest` from a file, `run` from Kinesis).
 //!
-//! The CLI, a TOML file and the environment all fill these same structs, so a setting means
-//! the same thing whichever way it was given.
+//! These are the resolved values the pipeline consumes; flags, environment variables and the
+//! TOML file are read (once, with their defaults) by [`crate::settings`].
 
 use std::time::Duration;
 
 use schemas::ValidationRules;
-use serde::Deserialize;
 use storage::StorageConfig;
 
 /// Where the two tables live and how to reach them.
@@ -18,14 +17,13 @@ pub struct Tables {
 }
 
 /// When a batch is cut: whichever limit is reached first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlushPolicy {
     /// Maximum events in one batch (one commit).
     pub max_events: usize,
     /// Maximum raw bytes in one batch.
     pub max_bytes: usize,
     /// Maximum time the oldest record of a batch waits before it is committed.
-    #[serde(with = "humantime_serde_compat")]
     pub max_latency: Duration,
 }
 
@@ -61,19 +59,11 @@ pub struct PipelineConfig {
     pub flush: FlushPolicy,
     pub dedupe: DedupeConfig,
     pub validation: ValidationRules,
+    /// Which `event_type` values may become partitions (pattern, allowlist, new-partition
+    /// cap): hostile names are rejected per record instead of failing a batch.
+    pub partition: crate::pipeline::PartitionPolicy,
     /// Recorded in every commit so an auditor can tell which process wrote a version.
     pub writer_id: String,
 }
 
 pub use storage::cli::parse_duration;
-
-/// serde adapter so TOML files can say `max_latency = "5s"`.
-mod humantime_serde_compat {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_duration(&s).map_err(serde::de::Error::custom)
-    }
-}

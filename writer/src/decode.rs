@@ -4,7 +4,7 @@
 //! cores (records are independent) and keeps input order, which "first write wins" relies on.
 
 use rayon::prelude::*;
-use schemas::{RejectReason, ValidationRules};
+use schemas::{PartitionRules, RejectReason, ValidationRules};
 
 use crate::dedupe::Key;
 use crate::source::RawRecord;
@@ -50,8 +50,15 @@ pub struct Decoded {
 
 const CHUNK: usize = 4096;
 
-/// Decode, validate and enrich every record of a batch. Output is in input order.
-pub fn decode_batch(records: &[RawRecord], rules: &ValidationRules, now_secs: i64) -> Decoded {
+/// Decode, validate and enrich every record of a batch. Output is in input order. Every
+/// record ends up in exactly one of `events` (with a partition value that satisfies
+/// `partitions` and the hard limits of `schemas::partition`) or `rejects`.
+pub fn decode_batch(
+    records: &[RawRecord],
+    rules: &ValidationRules,
+    partitions: &PartitionRules,
+    now_secs: i64,
+) -> Decoded {
     let parts: Vec<Decoded> = records
         .par_chunks(CHUNK)
         .enumerate()
@@ -62,7 +69,12 @@ pub fn decode_batch(records: &[RawRecord], rules: &ValidationRules, now_secs: i6
             };
             for (i, rec) in chunk.iter().enumerate() {
                 let record = (chunk_no * CHUNK + i) as u32;
-                match schemas::process(&rec.data, rules, now_secs) {
+                match schemas::process_with(
+                    &rec.data,
+                    rules,
+                    partitions,
+                    rec.judged_at.unwrap_or(now_secs),
+                ) {
                     Ok(e) => out.events.push(EventRow {
                         key: Key::of(&e.event_uuid),
                         uuid: e.event_uuid.into_owned(),
@@ -113,10 +125,16 @@ mod tests {
                 RawRecord {
                     data: Bytes::from(line),
                     position: Position::Line(i + 1),
+                    judged_at: None,
                 }
             })
             .collect();
-        let d = decode_batch(&records, &ValidationRules::default(), 1_800_000_000);
+        let d = decode_batch(
+            &records,
+            &ValidationRules::default(),
+            &PartitionRules::default(),
+            1_800_000_000,
+        );
         assert_eq!(d.events.len() + d.rejects.len(), records.len());
         assert!(d.events.windows(2).all(|w| w[0].record < w[1].record));
         assert!(

@@ -30,6 +30,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use deltalake::kernel::{Add, Remove};
+use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::{DeltaTable, ObjectStore};
 use futures::{StreamExt, TryStreamExt};
 use hashbrown::HashSet;
@@ -155,6 +156,9 @@ pub struct IndexStats {
     pub log_entries_replayed: u64,
     /// Times the delta-rs table state was brought forward (new scopes, new apps, metadata).
     pub table_refreshes: u64,
+    /// Times the log had moved on past the index (expired entries) and the state was
+    /// reloaded from the latest checkpoint.
+    pub log_reloads: u64,
 }
 
 /// Files (path, size) per scope.
@@ -227,7 +231,14 @@ impl KeyIndex {
             return Ok(());
         };
         let latest = if thorough {
-            Some(self.latest_version(table).await?)
+            match self.latest_version(table).await {
+                Ok(l) => Some(l),
+                // `from` itself is gone: the log was cleaned up past us.
+                Err(_) if self.log_moved_past(table, from).await? => {
+                    return self.reload(table).await;
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             None
         };
@@ -242,16 +253,20 @@ impl KeyIndex {
                 .read_commit_entry(v as u64)
                 .await
                 .map_err(|e| LakeError::delta(&self.table_name, "read log entry", e))?;
-            let bytes = match (bytes, latest) {
-                (Some(b), _) => b,
-                (None, None) => break,
-                (None, Some(_)) => {
+            let Some(bytes) = bytes else {
+                // Either the end of the log, or entries that were deleted by log clean-up
+                // while this writer was idle (see `log_moved_past`).
+                if self.log_moved_past(table, v - 1).await? {
+                    return self.reload(table).await;
+                }
+                if latest.is_some() {
                     return Err(LakeError::delta(
                         &self.table_name,
                         "read log entry",
                         deltalake::DeltaTableError::Generic(format!("log entry {v} vanished")),
                     ));
                 }
+                break;
             };
             self.replay(v, &bytes, &mut new_files)?;
             v += 1;
@@ -266,6 +281,60 @@ impl KeyIndex {
             }
         }
         self.version = Some(v - 1);
+        Ok(())
+    }
+
+    /// Whether the log has moved on past `version` without this index seeing it: the newest
+    /// checkpoint (`_last_checkpoint`) is beyond `version`.
+    ///
+    /// Why this is the right test: a missing `version + 1` normally means "nothing new". But
+    /// a writer that stayed idle longer than `delta.logRetentionDuration` can find its next
+    /// entries deleted — the compactor committed after it, checkpointed, and expired the old
+    /// entries. Log clean-up only deletes entries *below a checkpoint*, and the checkpoint
+    /// (with `_last_checkpoint`) is written before the clean-up runs; so entries past
+    /// `version` can only have vanished if `_last_checkpoint` points past `version`.
+    /// Entries written after the probe are younger than any retention and cannot be
+    /// expired, so there is no race. Without this check the writer would commit at
+    /// `version + 1` again — *under* the newest checkpoint, invisible to every reader
+    /// (silent loss) on S3 conditional puts and local disk, or wedged forever on the
+    /// DynamoDB lock's "previous entry must exist" check. One small GET per sync.
+    async fn log_moved_past(&self, table: &DeltaTable, version: i64) -> Result<bool, LakeError> {
+        let store = table.log_store().object_store(None);
+        let path = deltalake::Path::from("_delta_log/_last_checkpoint");
+        let bytes = match store.get(&path).await {
+            Ok(r) => r.bytes().await,
+            Err(deltalake::ObjectStoreError::NotFound { .. }) => return Ok(false),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| LakeError::delta(&self.table_name, "read _last_checkpoint", e.into()))?;
+        let checkpoint = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("version").and_then(serde_json::Value::as_i64));
+        Ok(checkpoint.is_some_and(|c| c > version))
+    }
+
+    /// Start over from the latest checkpoint: a fresh delta-rs state at the latest version,
+    /// and no cached keys or `txn`s (they are re-read on demand, from the files and the
+    /// snapshot, exactly as on a cold start).
+    async fn reload(&mut self, table: &mut DeltaTable) -> Result<(), LakeError> {
+        let mut fresh = DeltaTable::new(table.log_store());
+        fresh
+            .load()
+            .await
+            .map_err(|e| LakeError::delta(&self.table_name, "reload", e))?;
+        let latest = fresh.version().map_or(-1, |v| v as i64);
+        tracing::warn!(
+            table = %self.table_name,
+            had = ?self.version,
+            latest,
+            "the log moved on past this writer (entries expired while it was idle); reloaded from the latest checkpoint"
+        );
+        *table = fresh;
+        self.scopes.clear();
+        self.txns.clear();
+        self.table_meta_changed = false;
+        self.version = Some(latest);
+        self.stats.log_reloads += 1;
         Ok(())
     }
 

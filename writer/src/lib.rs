@@ -15,4 +15,5 @@ pub mod generate;
 pub mod pipeline;
 pub mod rows;
 pub mod service;
+pub mod settings;
 pub mod source;

@@ -4,19 +4,24 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
-use schemas::ValidationRules;
-use storage::{CommitLock, StorageConfig};
-use writer::config::{DedupeConfig, FlushPolicy, PipelineConfig, Tables, parse_duration};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use writer::config::parse_duration;
 use writer::generate::{GenConfig, Generator};
 use writer::pipeline::ingest;
+use writer::settings::{Layered, PipelineSettings, RunArgs, RunSettings, document_defaults};
 use writer::source::ndjson::NdjsonSource;
 
 #[derive(Parser)]
 #[command(
     name = "writer",
     version,
-    about = "Writes JSON events into a deduplicated, partitioned Delta Lake table."
+    about = "Writes JSON events into a deduplicated, partitioned Delta Lake table.",
+    long_about = "Writes JSON events into a deduplicated, partitioned Delta Lake table.\n\n\
+Dedupe guarantee: two records with the same `event_uuid`, the same `event_type` (first `:` \
+part of `event_name`) and the same UTC day of `created_at` are stored once (first commit \
+wins), whatever Kinesis redelivers, producers retry or crashes replay. The key is scoped to \
+the partition (`event_type`, `created_date`): the same `event_uuid` with another first name \
+part or on another UTC day is a different row and is kept. Keys compare as exact text."
 )]
 struct Cli {
     /// Log format: `text` (default on a terminal) or `json` (for production log shipping).
@@ -53,154 +58,12 @@ enum LockTableCommand {
 }
 
 #[derive(Args)]
-struct TableArgs {
-    /// Events table location: a local path, `file://` or `s3://` URI.
-    #[arg(long, env = "WRITER_TABLE")]
-    table: String,
-    /// Rejected-events table location.
-    #[arg(long, env = "WRITER_REJECTED_TABLE")]
-    rejected_table: String,
-    #[command(flatten)]
-    lock: LockArgs,
-}
-
-#[derive(Args, Clone)]
-struct LockArgs {
-    /// How commits to `s3://` tables are made safe: `dynamodb` (Spark-compatible lock
-    /// table) or `s3-conditional` (S3 `If-None-Match` writes). Required for `s3://`.
-    #[arg(long, env = "WRITER_COMMIT_LOCK", value_parser = parse_commit_lock)]
-    commit_lock: Option<CommitLock>,
-    /// DynamoDB lock table (with `--commit-lock dynamodb`).
-    #[arg(long, env = "WRITER_LOCK_TABLE", default_value = storage::lock::DEFAULT_LOCK_TABLE)]
-    lock_table: String,
-    /// Scheme recorded in the lock table's `tablePath` (e.g. `s3a` to share a table with
-    /// Spark writers); default: the table URI's scheme.
-    #[arg(long, env = "WRITER_LOCK_PATH_SCHEME")]
-    lock_path_scheme: Option<String>,
-}
-
-impl LockArgs {
-    fn storage(&self) -> StorageConfig {
-        StorageConfig {
-            commit_lock: self.commit_lock,
-            lock_table: self.lock_table.clone(),
-            lock_path_scheme: self.lock_path_scheme.clone(),
-            ..StorageConfig::default()
-        }
-    }
-}
-
-fn parse_commit_lock(s: &str) -> Result<CommitLock, String> {
-    s.parse()
-}
-
-#[derive(Args)]
-struct PipelineArgs {
-    #[command(flatten)]
-    tables: TableArgs,
-    /// Maximum events per batch (one commit per table per batch).
-    #[arg(long, env = "WRITER_MAX_BATCH_EVENTS", default_value_t = FlushPolicy::default().max_events)]
-    max_batch_events: usize,
-    /// Maximum raw bytes per batch.
-    #[arg(long, env = "WRITER_MAX_BATCH_BYTES", default_value_t = FlushPolicy::default().max_bytes)]
-    max_batch_bytes: usize,
-    /// Maximum time a record waits before its batch is committed (e.g. `5s`, `500ms`).
-    #[arg(long, env = "WRITER_FLUSH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
-    flush_interval: std::time::Duration,
-    /// Memory budget for the dedupe key index, in MiB (least recently used partitions are
-    /// evicted beyond it; a partition too large to cache is streamed instead).
-    #[arg(long, env = "WRITER_DEDUPE_MEMORY_MB", default_value_t = 1024)]
-    dedupe_memory_mb: usize,
-    /// Earliest plausible `created_at`, Unix seconds (default 2000-01-01).
-    #[arg(long, env = "WRITER_MIN_CREATED_AT", default_value_t = schemas::validate::DEFAULT_MIN_CREATED_AT)]
-    min_created_at: i64,
-    /// How far in the future `created_at` may be (default `1d`).
-    #[arg(long, env = "WRITER_MAX_FUTURE", default_value = "1d", value_parser = parse_duration)]
-    max_future: std::time::Duration,
-    /// Identifier recorded in each commit (default: host name and process id).
-    #[arg(long, env = "WRITER_ID")]
-    writer_id: Option<String>,
-}
-
-#[derive(Args)]
 struct IngestArgs {
     /// NDJSON input file, or `-` for stdin.
     #[arg(long)]
     input: String,
     #[command(flatten)]
-    pipeline: PipelineArgs,
-}
-
-/// Every setting of `writer run`; each also from the environment, then the `--config` file.
-#[derive(Args)]
-struct RunArgs {
-    /// TOML config file (keys as the long flags, with `_`; flush settings under `[flush]`).
-    #[arg(long, env = "WRITER_CONFIG")]
-    config: Option<std::path::PathBuf>,
-    /// Kinesis stream name.
-    #[arg(long, env = "WRITER_STREAM")]
-    stream: Option<String>,
-    /// Events table location.
-    #[arg(long, env = "WRITER_TABLE")]
-    table: Option<String>,
-    /// Rejected-events table location.
-    #[arg(long, env = "WRITER_REJECTED_TABLE")]
-    rejected_table: Option<String>,
-    /// DynamoDB table of shard leases (created when missing).
-    #[arg(long, env = "WRITER_LEASE_TABLE")]
-    lease_table: Option<String>,
-    /// DynamoDB commit-lock table (with `--commit-lock dynamodb`; default `delta_log`).
-    #[arg(long, env = "WRITER_LOCK_TABLE")]
-    lock_table: Option<String>,
-    /// `dynamodb` or `s3-conditional` (required for `s3://` tables).
-    #[arg(long, env = "WRITER_COMMIT_LOCK", value_parser = parse_commit_lock)]
-    commit_lock: Option<CommitLock>,
-    /// Scheme recorded in the lock table's `tablePath` (e.g. `s3a`).
-    #[arg(long, env = "WRITER_LOCK_PATH_SCHEME")]
-    lock_path_scheme: Option<String>,
-    /// Where shards never seen start: `TRIM_HORIZON` (default), `LATEST`, `AT_TIMESTAMP:<unix s>`.
-    #[arg(long, env = "WRITER_START_POSITION")]
-    start_position: Option<String>,
-    /// Maximum events per batch.
-    #[arg(long, env = "WRITER_MAX_BATCH_EVENTS")]
-    max_batch_events: Option<usize>,
-    /// Maximum raw bytes per batch.
-    #[arg(long, env = "WRITER_MAX_BATCH_BYTES")]
-    max_batch_bytes: Option<usize>,
-    /// Target time from a record being read to its commit being visible (default `5s`): the
-    /// flush starts early by the recent commit duration (at most half of this).
-    #[arg(long, env = "WRITER_FLUSH_INTERVAL", value_parser = parse_duration)]
-    flush_interval: Option<std::time::Duration>,
-    /// Lease duration: a lease not renewed for this long may be taken (default `10s`).
-    #[arg(long, env = "WRITER_LEASE_DURATION", value_parser = parse_duration)]
-    lease_duration: Option<std::time::Duration>,
-    /// Port of `/healthz` and `/metrics` (default 9898; 0 disables).
-    #[arg(long, env = "WRITER_METRICS_PORT")]
-    metrics_port: Option<u16>,
-    /// Address the metrics endpoint binds (default 0.0.0.0, for the load balancer's checks).
-    #[arg(long, env = "WRITER_METRICS_HOST")]
-    metrics_host: Option<String>,
-    /// Time allowed for a graceful stop after SIGTERM (default `25s`, inside ECS' 30 s).
-    #[arg(long, env = "WRITER_SHUTDOWN_DEADLINE", value_parser = parse_duration)]
-    shutdown_deadline: Option<std::time::Duration>,
-    /// Stop cleanly once every owned shard has been idle this long (tests, backfills).
-    #[arg(long, env = "WRITER_EXIT_WHEN_IDLE", value_parser = parse_duration)]
-    exit_when_idle: Option<std::time::Duration>,
-    /// Pause between GetRecords calls on an idle shard (default `1s`).
-    #[arg(long, env = "WRITER_POLL_INTERVAL", value_parser = parse_duration)]
-    poll_interval: Option<std::time::Duration>,
-    /// Dedupe index memory budget in MiB (default 1024).
-    #[arg(long, env = "WRITER_DEDUPE_MEMORY_MB")]
-    dedupe_memory_mb: Option<usize>,
-    /// Earliest plausible `created_at`, Unix seconds (default 2000-01-01).
-    #[arg(long, env = "WRITER_MIN_CREATED_AT")]
-    min_created_at: Option<i64>,
-    /// How far in the future `created_at` may be (default `1d`).
-    #[arg(long, env = "WRITER_MAX_FUTURE", value_parser = parse_duration)]
-    max_future: Option<std::time::Duration>,
-    /// Worker identity in leases and commits (default: host, pid and a random suffix).
-    #[arg(long, env = "WRITER_ID")]
-    writer_id: Option<String>,
+    settings: Layered<PipelineSettings>,
 }
 
 #[derive(Args)]
@@ -243,165 +106,22 @@ struct GenerateArgs {
     kpl_aggregate: usize,
 }
 
-impl PipelineArgs {
-    fn into_config(self) -> PipelineConfig {
-        PipelineConfig {
-            tables: Tables {
-                events_uri: self.tables.table,
-                rejected_uri: self.tables.rejected_table,
-                storage: self.tables.lock.storage(),
-            },
-            flush: FlushPolicy {
-                max_events: self.max_batch_events.max(1),
-                max_bytes: self.max_batch_bytes.max(1),
-                max_latency: self.flush_interval,
-            },
-            dedupe: DedupeConfig {
-                memory_budget_bytes: self.dedupe_memory_mb.max(1) << 20,
-            },
-            validation: ValidationRules {
-                min_created_at: self.min_created_at,
-                max_future_secs: self.max_future.as_secs() as i64,
-            },
-            writer_id: self.writer_id.unwrap_or_else(default_writer_id),
-        }
-    }
-}
-
-impl RunArgs {
-    fn resolve(self) -> Result<writer::service::ServiceConfig> {
-        use writer::service::config::FileConfig;
-        let file = match &self.config {
-            Some(p) => FileConfig::load(p).map_err(anyhow::Error::msg)?,
-            None => FileConfig::default(),
-        };
-        let dur = |flag: Option<std::time::Duration>,
-                   file: &Option<String>,
-                   default: &str|
-         -> Result<std::time::Duration> {
-            match (flag, file) {
-                (Some(d), _) => Ok(d),
-                (None, Some(s)) => parse_duration(s).map_err(anyhow::Error::msg),
-                (None, None) => parse_duration(default).map_err(anyhow::Error::msg),
-            }
-        };
-        let need = |v: Option<String>, name: &str| {
-            v.with_context(|| {
-                format!(
-                    "--{name} (or WRITER_{}, or `{}` in the config file) is required",
-                    name.to_uppercase().replace('-', "_"),
-                    name.replace('-', "_")
-                )
-            })
-        };
-        let commit_lock = match (self.commit_lock, &file.commit_lock) {
-            (Some(c), _) => Some(c),
-            (None, Some(s)) => Some(s.parse::<CommitLock>().map_err(anyhow::Error::msg)?),
-            (None, None) => None,
-        };
-        let mut flush = FlushPolicy::default();
-        if let Some(f) = &file.flush {
-            flush = f.apply(flush).map_err(anyhow::Error::msg)?;
-        }
-        if let Some(v) = self.max_batch_events {
-            flush.max_events = v.max(1);
-        }
-        if let Some(v) = self.max_batch_bytes {
-            flush.max_bytes = v.max(1);
-        }
-        if let Some(v) = self.flush_interval {
-            flush.max_latency = v;
-        }
-        let start = self
-            .start_position
-            .or(file.start_position)
-            .unwrap_or_else(|| "TRIM_HORIZON".into());
-        let writer_id = self.writer_id.or(file.writer_id).unwrap_or_else(|| {
-            format!(
-                "{}-{}",
-                default_writer_id(),
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            )
-        });
-        let port = self.metrics_port.or(file.metrics_port).unwrap_or(9898);
-        Ok(writer::service::ServiceConfig {
-            stream: need(self.stream.or(file.stream), "stream")?,
-            pipeline: PipelineConfig {
-                tables: Tables {
-                    events_uri: need(self.table.or(file.table), "table")?,
-                    rejected_uri: need(
-                        self.rejected_table.or(file.rejected_table),
-                        "rejected-table",
-                    )?,
-                    storage: StorageConfig {
-                        commit_lock,
-                        lock_table: self
-                            .lock_table
-                            .or(file.lock_table)
-                            .unwrap_or_else(|| storage::lock::DEFAULT_LOCK_TABLE.into()),
-                        lock_path_scheme: self.lock_path_scheme.or(file.lock_path_scheme),
-                        ..StorageConfig::default()
-                    },
-                },
-                flush,
-                dedupe: DedupeConfig {
-                    memory_budget_bytes: self
-                        .dedupe_memory_mb
-                        .or(file.dedupe_memory_mb)
-                        .unwrap_or(1024)
-                        .max(1)
-                        << 20,
-                },
-                validation: ValidationRules {
-                    min_created_at: self
-                        .min_created_at
-                        .unwrap_or(schemas::validate::DEFAULT_MIN_CREATED_AT),
-                    max_future_secs: self
-                        .max_future
-                        .map_or(schemas::validate::DEFAULT_MAX_FUTURE_SECS, |d| {
-                            d.as_secs() as i64
-                        }),
-                },
-                writer_id,
-            },
-            lease_table: self
-                .lease_table
-                .or(file.lease_table)
-                .unwrap_or_else(|| "events_lake_leases".into()),
-            lease_duration: dur(self.lease_duration, &file.lease_duration, "10s")?,
-            start: start.parse().map_err(anyhow::Error::msg)?,
-            metrics_host: self
-                .metrics_host
-                .or(file.metrics_host)
-                .unwrap_or_else(|| "0.0.0.0".into()),
-            metrics_port: (port != 0).then_some(port),
-            shutdown_deadline: dur(self.shutdown_deadline, &file.shutdown_deadline, "25s")?,
-            exit_when_idle: match (self.exit_when_idle, &file.exit_when_idle) {
-                (Some(d), _) => Some(d),
-                (None, Some(s)) => Some(parse_duration(s).map_err(anyhow::Error::msg)?),
-                (None, None) => None,
-            },
-            poll_interval: dur(self.poll_interval, &file.poll_interval, "1s")?,
-            records_per_call: 10_000,
-            discovery_interval: std::time::Duration::from_secs(10),
-        })
-    }
-}
-
-fn default_writer_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    format!("{host}-{}", std::process::id())
+/// The derived command line, with each setting's default appended to its help: the
+/// defaults live in `Settings::defaults`, not in clap, so that the config file can still
+/// set what no flag or environment variable did.
+fn cli_command() -> clap::Command {
+    Cli::command().mut_subcommands(|sub| match sub.get_name() {
+        "run" => document_defaults::<RunSettings>(sub),
+        "ingest" => document_defaults::<PipelineSettings>(sub),
+        _ => sub,
+    })
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&cli_command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     storage::cli::init_logging(&cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -427,7 +147,7 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Ingest(args) => {
             let input = args.input.clone();
-            let config = args.pipeline.into_config();
+            let config = args.settings.resolve()?;
             let table = config.tables.events_uri.clone();
             let source =
                 NdjsonSource::open(&input).with_context(|| format!("opening input {input}"))?;
@@ -509,4 +229,43 @@ async fn run(command: Command) -> Result<()> {
 /// The one-line JSON summary, as the last stdout line.
 fn emit(value: &serde_json::Value) -> Result<()> {
     Ok(storage::cli::print_last_line(value)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `writer run --help` and `writer ingest --help` show the defaults next to the flags.
+    #[test]
+    fn settings_help_lists_defaults() {
+        let mut cmd = cli_command();
+        for (sub, expected) in [
+            (
+                "run",
+                &[
+                    "--flush-interval",
+                    "[default: 5s]",
+                    "[default: events_lake_leases]",
+                ][..],
+            ),
+            (
+                "ingest",
+                &["--input", "--config", "[default: 5s]", "[default: 1d]"][..],
+            ),
+        ] {
+            let help = cmd
+                .find_subcommand_mut(sub)
+                .map(|c| c.render_long_help().to_string())
+                .unwrap_or_default();
+            // Whitespace normalized: clap may wrap long lines.
+            let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+            for text in expected {
+                assert!(
+                    help.contains(text),
+                    "`{text}` missing from {sub} --help:\n{help}"
+                );
+            }
+        }
+        cmd.debug_assert();
+    }
 }

@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use hashbrown::HashSet;
-use schemas::ValidationRules;
-use schemas::table::{EVENTS, REJECTED};
+use schemas::table::{EVENT_TYPE, EVENTS, REJECTED};
+use schemas::{PartitionRules, RejectReason, ValidationRules};
 use serde::Serialize;
 use serde_json::{Value, json};
 use storage::LakeError;
@@ -16,7 +17,7 @@ use storage::LakeError;
 use crate::batch::Batcher;
 use crate::commit::{AppendError, TableSink};
 use crate::config::PipelineConfig;
-use crate::decode::{Decoded, decode_batch};
+use crate::decode::{Decoded, RejectRow, decode_batch};
 use crate::rows::{EventRows, Lineage, RejectRows};
 use crate::source::{RawRecord, Source, SourceError};
 
@@ -106,10 +107,14 @@ pub struct Prepared {
 impl Prepared {
     /// Decode in parallel (rayon), then drop in-batch duplicates. Call off the async
     /// runtime's worker threads (it is CPU-bound).
-    pub fn new(records: Vec<RawRecord>, rules: &ValidationRules) -> Self {
+    pub fn new(
+        records: Vec<RawRecord>,
+        rules: &ValidationRules,
+        partitions: &PartitionRules,
+    ) -> Self {
         let started = Instant::now();
         let now = chrono::Utc::now();
-        let decoded = decode_batch(&records, rules, now.timestamp());
+        let decoded = decode_batch(&records, rules, partitions, now.timestamp());
         // In-batch dedupe: first occurrence wins (decode preserves input order). Scoped to
         // the partition like the table check, so the result never depends on where batch
         // boundaries fall.
@@ -134,9 +139,139 @@ impl Prepared {
     }
 }
 
+// ---- Partition-value policy (issue 11, defect 7) -----------------------------------------
+
+/// Default for [`PartitionPolicy::max_new_partitions_per_batch`].
+pub const DEFAULT_MAX_NEW_PARTITIONS_PER_BATCH: usize = 100;
+
+/// What may become an `event_type` partition: the per-record rules
+/// ([`schemas::PartitionRules`]: pattern, allowlist; applied while decoding) and a bound on
+/// how many `event_type` partitions not yet in the table one batch may create.
+///
+/// The cap limits the blast radius of garbage that happens to match the pattern (random
+/// lowercase words would otherwise make one folder, one file and one Glue partition per
+/// record). The first N new types of a batch, in input order, are admitted; every event of
+/// a type beyond them is rejected with `too_many_new_partitions`, so the batch still
+/// commits. Unlike the per-record rules this depends on the table, so the same record may
+/// be admitted in a later batch: these rejections are meant to be replayed once the types
+/// are reviewed (or the cap raised).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionPolicy {
+    pub rules: PartitionRules,
+    /// `None`: no cap. `Some(0)`: no new event types at all (only existing partitions).
+    pub max_new_partitions_per_batch: Option<usize>,
+}
+
+impl Default for PartitionPolicy {
+    fn default() -> Self {
+        PartitionPolicy {
+            rules: PartitionRules::default(),
+            max_new_partitions_per_batch: Some(DEFAULT_MAX_NEW_PARTITIONS_PER_BATCH),
+        }
+    }
+}
+
+/// The new-partition cap applied to one batch.
+struct CapOutcome {
+    /// Event types new to the table that the batch may create (input order).
+    admitted: Vec<String>,
+    /// When some types were refused: the batch's rejections with the capped events added
+    /// (in record order), the kept events without them, and the in-batch duplicates left
+    /// (a duplicate of a refused event is refused too, not counted as a duplicate).
+    refused: Option<(Vec<RejectRow>, Vec<usize>, u64)>,
+}
+
+impl PartitionPolicy {
+    fn cap(
+        &self,
+        known: &HashSet<String>,
+        decoded: &Decoded,
+        keep: &[usize],
+        in_batch_dups: u64,
+    ) -> CapOutcome {
+        let Some(cap) = self.max_new_partitions_per_batch else {
+            return CapOutcome {
+                admitted: Vec::new(),
+                refused: None,
+            };
+        };
+        let mut admitted: Vec<&str> = Vec::new();
+        let mut admitted_set: HashSet<&str> = HashSet::new();
+        let mut refused: HashSet<&str> = HashSet::new();
+        for e in &decoded.events {
+            let t = e.event_type();
+            if known.contains(t) || admitted_set.contains(t) || refused.contains(t) {
+                continue;
+            }
+            if admitted.len() < cap {
+                admitted.push(t);
+                admitted_set.insert(t);
+            } else {
+                refused.insert(t);
+            }
+        }
+        let admitted_owned = admitted.iter().map(|t| (*t).to_string()).collect();
+        if refused.is_empty() {
+            return CapOutcome {
+                admitted: admitted_owned,
+                refused: None,
+            };
+        }
+        let message = format!(
+            "event_type would be one of more than {cap} event types new to the table in \
+             one batch (max_new_partitions_per_batch); replay the record once the type is \
+             expected, or raise the cap"
+        );
+        let mut rejects = decoded.rejects.clone();
+        let mut refused_events = 0u64;
+        for e in &decoded.events {
+            if refused.contains(e.event_type()) {
+                refused_events += 1;
+                rejects.push(RejectRow {
+                    reason: RejectReason::TooManyNewPartitions,
+                    message: message.clone(),
+                    record: e.record,
+                });
+            }
+        }
+        rejects.sort_by_key(|r| r.record);
+        let kept: Vec<usize> = keep
+            .iter()
+            .copied()
+            .filter(|&i| !refused.contains(decoded.events[i].event_type()))
+            .collect();
+        let refused_kept = (keep.len() - kept.len()) as u64;
+        let dups = in_batch_dups.saturating_sub(refused_events - refused_kept);
+        CapOutcome {
+            admitted: admitted_owned,
+            refused: Some((rejects, kept, dups)),
+        }
+    }
+}
+
+/// The `event_type` values of the table's live files at the loaded version: the partitions
+/// that already exist, for the new-partition cap. Read once at open from the file list
+/// delta-rs loads anyway, then kept current with this writer's own commits. A partition
+/// another writer creates meanwhile counts as new here until this writer writes to it,
+/// which can only make the cap stricter.
+fn existing_event_types(table: &DeltaTable, uri: &str) -> Result<HashSet<String>, LakeError> {
+    let snapshot = table
+        .snapshot()
+        .map_err(|e| LakeError::delta(uri, "snapshot", e))?;
+    Ok(snapshot
+        .log_data()
+        .iter()
+        .filter_map(|f| f.partition_values_map().remove(EVENT_TYPE).flatten())
+        .collect())
+}
+
+// ---- end of partition-value policy ------------------------------------------------------
+
 /// The two tables and the rules, ready to take batches from any source.
 pub struct Pipeline {
     config: PipelineConfig,
+    /// `event_type` partitions known to exist (see [`existing_event_types`]).
+    known_event_types: HashSet<String>,
     pub events: TableSink,
     pub rejected: TableSink,
 }
@@ -146,6 +281,7 @@ impl Pipeline {
     pub async fn open(config: PipelineConfig) -> Result<Self, PipelineError> {
         let t = &config.tables;
         let events = storage::open_or_create(&t.events_uri, &EVENTS, &t.storage).await?;
+        let known_event_types = existing_event_types(&events, &t.events_uri)?;
         let rejected = storage::open_or_create(&t.rejected_uri, &REJECTED, &t.storage).await?;
         let budget = config.dedupe.memory_budget_bytes;
         let events = TableSink::new(t.events_uri.clone(), events, &EVENTS, budget);
@@ -158,6 +294,7 @@ impl Pipeline {
         );
         Ok(Pipeline {
             config,
+            known_event_types,
             events,
             rejected,
         })
@@ -165,6 +302,10 @@ impl Pipeline {
 
     pub fn config(&self) -> &PipelineConfig {
         &self.config
+    }
+
+    pub fn policy(&self) -> &PartitionPolicy {
+        &self.config.partition
     }
 
     /// Process one batch. `txns` are committed atomically with the events (the Kinesis
@@ -178,7 +319,8 @@ impl Pipeline {
         extra_meta: &HashMap<String, Value>,
     ) -> Result<BatchReport, PipelineError> {
         let rules = self.config.validation;
-        let prepared = tokio::task::block_in_place(|| Prepared::new(records, &rules));
+        let partitions = &self.config.partition.rules;
+        let prepared = tokio::task::block_in_place(|| Prepared::new(records, &rules, partitions));
         self.commit(source, &prepared, txns, expect, extra_meta)
             .await
     }
@@ -203,6 +345,17 @@ impl Pipeline {
             ..
         } = prepared;
         let (records, keep, in_batch_dups) = (records.as_slice(), keep.as_slice(), *in_batch_dups);
+        // The new-partition cap: events of types beyond it become rejections before
+        // anything is written (see `PartitionPolicy`).
+        let capped =
+            self.config
+                .partition
+                .cap(&self.known_event_types, decoded, keep, in_batch_dups);
+        let (rejects, keep, in_batch_dups): (&[RejectRow], &[usize], u64) = match &capped.refused {
+            Some((rejects, keep, dups)) => (rejects.as_slice(), keep.as_slice(), *dups),
+            None => (decoded.rejects.as_slice(), keep, in_batch_dups),
+        };
+        let valid = decoded.events.len() - rejects.len().saturating_sub(decoded.rejects.len());
         let at_micros = now.timestamp_micros();
         let lineage = || Lineage {
             source,
@@ -212,7 +365,7 @@ impl Pipeline {
 
         let mut counts = Counts {
             read: records.len() as u64,
-            rejected: decoded.rejects.len() as u64,
+            rejected: rejects.len() as u64,
             ..Counts::default()
         };
         let mut meta = extra_meta.clone();
@@ -230,13 +383,13 @@ impl Pipeline {
         // commit (which carries the source positions) must never land without them. The two
         // appends still overlap: only the events *commit* waits for the rejected one.
         let mut report = BatchReport::default();
-        let reject_rows = RejectRows::new(&decoded.rejects, lineage());
+        let reject_rows = RejectRows::new(rejects, lineage());
         let mut reject_meta = meta.clone();
-        reject_meta.insert("counts".into(), json!({"rejected": decoded.rejects.len()}));
+        reject_meta.insert("counts".into(), json!({"rejected": rejects.len()}));
         let (gate_tx, gate_rx) = tokio::sync::oneshot::channel();
         let rejected_sink = &mut self.rejected;
         let rejected = async {
-            let out = if decoded.rejects.is_empty() {
+            let out = if rejects.is_empty() {
                 Ok(None)
             } else {
                 rejected_sink
@@ -255,7 +408,7 @@ impl Pipeline {
         let mut m = meta;
         m.insert(
             "counts".into(),
-            json!({"read": counts.read, "valid": decoded.events.len(), "rejected": counts.rejected, "duplicates_in_batch": in_batch_dups}),
+            json!({"read": counts.read, "valid": valid, "rejected": counts.rejected, "duplicates_in_batch": in_batch_dups}),
         );
         let events = self
             .events
@@ -267,6 +420,7 @@ impl Pipeline {
             report.conflicts += out.conflicts;
         }
         let out = events?;
+        self.known_event_types.extend(capped.admitted);
         counts.written = out.written;
         counts.duplicates = in_batch_dups + out.duplicates;
         report.events_version = out.version;
@@ -329,6 +483,7 @@ pub async fn ingest<S: Source>(
 ) -> Result<IngestSummary, PipelineError> {
     let started = Instant::now();
     let mut pipeline = Pipeline::open(config).await?;
+    let partitions = Arc::new(pipeline.policy().rules.clone());
     let mut batcher = Batcher::new(pipeline.config().flush);
     let name: Arc<str> = source.name();
     let mut total = Counts::default();
@@ -346,8 +501,9 @@ pub async fn ingest<S: Source>(
             source_done = batch.end;
             if !batch.records.is_empty() {
                 let records = batch.records;
+                let partitions = Arc::clone(&partitions);
                 decoding = Some(tokio::task::spawn_blocking(move || {
-                    Prepared::new(records, &rules)
+                    Prepared::new(records, &rules, &partitions)
                 }));
             }
         }

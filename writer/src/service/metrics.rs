@@ -71,6 +71,12 @@ pub struct Metrics {
     pub commit_conflicts: AtomicU64,
     pub commit_failures: AtomicU64,
     pub leases_owned: AtomicI64,
+    /// Readable shards nobody reads (unowned, expired lease, or ours but not read), as seen
+    /// by this writer's last lease round. Above zero for longer than a lease duration means
+    /// records are waiting that no writer will pick up: an alarm, not a graph.
+    pub shards_unread: AtomicI64,
+    /// Leases naming this writer as owner that it does not read (taken back next round).
+    pub leases_owned_not_read: AtomicI64,
     pub leases_lost: AtomicU64,
     pub leases_taken: AtomicU64,
     commit_latency: Mutex<Histogram>,
@@ -181,11 +187,30 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP events_lake_leases_owned Shard leases held by this writer.\n# TYPE events_lake_leases_owned gauge\nevents_lake_leases_owned {}",
-            self.leases_owned.load(Ordering::Relaxed)
-        );
+        let gauges = [
+            (
+                "events_lake_leases_owned",
+                "Shard leases held by this writer.",
+                &self.leases_owned,
+            ),
+            (
+                "events_lake_shards_unread",
+                "Readable shards no writer reads (unowned, expired, or owned but not read).",
+                &self.shards_unread,
+            ),
+            (
+                "events_lake_leases_owned_not_read",
+                "Leases naming this writer as owner that it does not read.",
+                &self.leases_owned_not_read,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
         if let Ok(h) = self.commit_latency.lock() {
             h.render(
                 &mut out,

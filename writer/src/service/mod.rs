@@ -24,7 +24,7 @@
 pub mod config;
 pub mod metrics;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -34,8 +34,10 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use crate::pipeline::{Counts, Pipeline, PipelineError};
-use crate::source::kinesis::lease::{CHECKPOINT_SHARD_END, Lease, LeaseError, LeaseTable};
-use crate::source::kinesis::{ReadFrom, ReadSpec, ShardEvent, list_shards, read_shard};
+use crate::source::kinesis::lease::{self, CHECKPOINT_SHARD_END, Lease, LeaseError, LeaseTable};
+use crate::source::kinesis::{
+    ReadFrom, ReadSpec, ShardEvent, StartPosition, list_shards, read_shard,
+};
 use crate::source::{Position, RawRecord};
 pub use config::ServiceConfig;
 use metrics::Metrics;
@@ -66,13 +68,26 @@ pub struct RunSummary {
     pub exit_reason: String,
 }
 
+/// A shard this instance holds the lease of and reads.
 struct Shard {
+    /// The lease counter as last written by us (renewals are conditional on it).
     counter: i64,
     /// Delta `txn` version of this shard (None: never committed).
     txn: Option<i64>,
+    /// Where a restarted reader resumes: right after the last record of this shard that
+    /// this instance committed, else the position resolved when the lease was taken (a
+    /// concrete one: `LATEST` is pinned to a timestamp, see [`Service::resolve`]). Buffered,
+    /// uncommitted records of the shard are dropped on restart, so none is lost or doubled.
+    committed: ReadFrom,
+    /// Which reader task the shard's events must come from: events of a replaced reader
+    /// (an older generation) are ignored.
     generation: u64,
+    /// Tells the current reader task to stop.
     stop: watch::Sender<bool>,
+    /// The reader reached the end of a closed shard (after a split or merge).
     ended: bool,
+    /// Last time the reader delivered anything (records or an empty poll is not counted):
+    /// the `--exit-when-idle` clock.
     last_activity: Instant,
 }
 
@@ -109,6 +124,11 @@ pub struct Service {
     last_discovery: Option<Instant>,
     /// Smoothed duration of recent flushes (decode → commit visible).
     commit_estimate: Duration,
+    /// Readable shards nobody reads, as of the last lease round (`None`: not known yet, i.e.
+    /// no round yet, or not running for a lease duration, so a dead peer looks alive).
+    unread_shards: Option<usize>,
+    /// When the lease state was last logged, and what it was (owned, unread, orphans).
+    last_lease_log: Option<(Instant, (usize, usize, usize))>,
 }
 
 impl Service {
@@ -154,6 +174,8 @@ impl Service {
             started: Instant::now(),
             last_discovery: None,
             commit_estimate: Duration::ZERO,
+            unread_shards: None,
+            last_lease_log: None,
         })
     }
 
@@ -224,9 +246,16 @@ impl Service {
         flush_wait(self.cfg.pipeline.flush.max_latency, self.commit_estimate)
     }
 
+    /// `--exit-when-idle`: stop only when no shard of the stream holds records this instance
+    /// could read. Every shard it reads has delivered nothing for `idle`, nothing is
+    /// buffered, and the latest lease scan shows no readable shard unread (none unowned,
+    /// none held by an expired lease, none owned by us but not read). An instance that
+    /// holds no shard is therefore *not* idle while a dead peer's leases wait to expire:
+    /// it waits, takes them, and reads them first.
     fn idle_for(&self, idle: Duration) -> bool {
         self.started.elapsed() >= idle
             && self.buffer.records.is_empty()
+            && self.unread_shards == Some(0)
             && self
                 .shards
                 .values()
@@ -278,8 +307,9 @@ impl Service {
             }
             ShardEvent::End { .. } => state.ended = true,
             ShardEvent::Failed { error, .. } => {
-                tracing::warn!(shard = %shard_id, %error, "shard reader failed; restarting from checkpoint");
-                self.restart_reader(&shard_id, None);
+                let from = state.committed.clone();
+                tracing::warn!(shard = %shard_id, %error, ?from, "shard reader failed; restarting after the last committed record");
+                self.restart_reader(&shard_id, from);
             }
         }
     }
@@ -334,7 +364,8 @@ impl Service {
         // conflicts with other writers must not let our leases expire and bounce between
         // workers (fencing would keep the data right, but balance would thrash).
         let renew_every = self.cfg.lease_duration / 3;
-        let mut lease_errors = Vec::new();
+        // One error per shard: a lease found lost is not renewed (nor reported) again.
+        let mut lease_errors: BTreeMap<Arc<str>, LeaseError> = BTreeMap::new();
         let result = {
             let commit = self
                 .pipeline
@@ -346,7 +377,9 @@ impl Service {
                 tokio::select! {
                     r = &mut commit => break r,
                     _ = tick.tick() => {
-                        lease_errors.extend(renew_held(&mut self.leases, &mut self.shards).await);
+                        for (shard, e) in renew_held(&mut self.leases, &mut self.shards, &lease_errors).await {
+                            lease_errors.entry(shard).or_insert(e);
+                        }
                     }
                 }
             }
@@ -393,6 +426,7 @@ impl Service {
                     };
                     let next = state.txn.map_or(0, |v| v + 1);
                     state.txn = Some(next);
+                    state.committed = ReadFrom::After(seq.to_string());
                     if let Err(e) = self.leases.checkpoint(&shard, &seq, next).await {
                         // The Delta commit is the truth; a stale lease checkpoint is repaired
                         // by whoever takes the shard next. Losing the lease means stopping.
@@ -425,13 +459,14 @@ impl Service {
         }
     }
 
+    /// Stop reading a shard and drop its buffered records. The lease may still name us as
+    /// owner (a transient error prevented giving it back): the next lease round then takes
+    /// it back as an orphan (see [`lease::plan`]), so it is never left owned but unread.
     fn drop_shard(&mut self, shard: &Arc<str>) {
         if let Some(s) = self.shards.remove(shard) {
             let _ = s.stop.send(true);
         }
-        self.buffer
-            .records
-            .retain(|r| r.position.shard() != Some(shard.as_ref()));
+        self.forget_buffered(shard);
         self.metrics.forget_shard(shard);
         self.metrics
             .leases_owned
@@ -453,7 +488,8 @@ impl Service {
             .clone()
             .unwrap_or_else(|| self.cfg.start.as_checkpoint());
         if txn == lease_txn || txn.is_none() {
-            return Ok((ReadFrom::from_checkpoint(&checkpoint), txn));
+            let from = ReadFrom::from_checkpoint(&checkpoint);
+            return Ok((self.pin_latest(&lease.shard, from, txn).await?, txn));
         }
         let v = txn.unwrap_or(0);
         let info = self
@@ -480,6 +516,28 @@ impl Service {
                 Ok((ReadFrom::from_checkpoint(&checkpoint), txn))
             }
         }
+    }
+
+    /// Make `LATEST` durable before anything is read: a reader that starts at `LATEST` and
+    /// dies before its first commit would otherwise restart at a newer tip and skip what it
+    /// had read. The lease is given a concrete `AT_TIMESTAMP` of now instead, so every
+    /// restart (this process's or the next owner's) starts at or before the first record
+    /// the first reader saw. (Leases created by this version already hold a timestamp; this
+    /// covers the configured default and leases written by older versions.)
+    async fn pin_latest(
+        &mut self,
+        shard: &str,
+        from: ReadFrom,
+        txn: Option<i64>,
+    ) -> Result<ReadFrom, ServiceError> {
+        if from != ReadFrom::Initial(StartPosition::Latest) {
+            return Ok(from);
+        }
+        let pinned = StartPosition::AtTimestamp(unix_now());
+        self.leases
+            .checkpoint(shard, &pinned.as_checkpoint(), txn.unwrap_or(-1))
+            .await?;
+        Ok(ReadFrom::Initial(pinned))
     }
 
     fn spawn_reader(&mut self, shard: Arc<str>, from: ReadFrom) -> (u64, watch::Sender<bool>) {
@@ -513,9 +571,7 @@ impl Service {
 
     /// Re-read a shard from its committed position (after a failed commit).
     async fn rewind(&mut self, shard: &Arc<str>) {
-        self.buffer
-            .records
-            .retain(|r| r.position.shard() != Some(shard.as_ref()));
+        self.forget_buffered(shard);
         let leases = match self.leases.list().await {
             Ok(l) => l,
             Err(e) => {
@@ -541,7 +597,7 @@ impl Service {
                 if let Some(s) = self.shards.get_mut(shard) {
                     s.txn = txn;
                 }
-                self.restart_reader(shard, Some(from));
+                self.restart_reader(shard, from);
             }
             Err(e) => {
                 tracing::warn!(%shard, error = %e, "cannot resolve position; dropping shard");
@@ -550,16 +606,15 @@ impl Service {
         }
     }
 
-    fn restart_reader(&mut self, shard: &Arc<str>, from: Option<ReadFrom>) {
+    /// Replace a shard's reader with one that starts at `from`, dropping the shard's
+    /// buffered records (they will be read again).
+    fn restart_reader(&mut self, shard: &Arc<str>, from: ReadFrom) {
         let Some(old) = self.shards.remove(shard) else {
             return;
         };
         let _ = old.stop.send(true);
-        self.buffer
-            .records
-            .retain(|r| r.position.shard() != Some(shard.as_ref()));
-        let from = from.unwrap_or_else(|| ReadFrom::Initial(self.cfg.start.clone()));
-        let (generation, stop) = self.spawn_reader(shard.clone(), from);
+        self.forget_buffered(shard);
+        let (generation, stop) = self.spawn_reader(shard.clone(), from.clone());
         self.shards.insert(
             shard.clone(),
             Shard {
@@ -567,9 +622,17 @@ impl Service {
                 stop,
                 ended: false,
                 last_activity: Instant::now(),
+                committed: from,
                 ..old
             },
         );
+    }
+
+    /// Drop the buffered (uncommitted) records of one shard.
+    fn forget_buffered(&mut self, shard: &str) {
+        self.buffer
+            .records
+            .retain(|r| r.position.shard() != Some(shard));
     }
 
     /// Shards that are closed and fully committed: mark them finished (children may start).
@@ -625,11 +688,14 @@ impl Service {
                 .collect();
             for s in shards.iter().filter(|s| !existing.contains(&s.id)) {
                 // Children start at the beginning: their parents' records end where they begin.
-                let initial = if s.parents.is_empty() {
-                    self.cfg.start.as_checkpoint()
-                } else {
-                    "TRIM_HORIZON".to_string()
+                // A new shard's `LATEST` is pinned to the lease's creation time at once (see
+                // `pin_latest`).
+                let initial = match (&self.cfg.start, s.parents.is_empty()) {
+                    (_, false) => StartPosition::TrimHorizon,
+                    (StartPosition::Latest, true) => StartPosition::AtTimestamp(unix_now()),
+                    (start, true) => start.clone(),
                 };
+                let initial = initial.as_checkpoint();
                 self.leases.create(&s.id, &s.parents, &initial).await?;
             }
             self.last_discovery = Some(Instant::now());
@@ -655,10 +721,12 @@ impl Service {
                 );
             }
         }
-        for (shard, e) in renew_held(&mut self.leases, &mut self.shards).await {
+        for (shard, e) in renew_held(&mut self.leases, &mut self.shards, &BTreeMap::new()).await {
             self.on_lease_error(&shard, e);
         }
-        let plan = crate::source::kinesis::lease::plan(&all, &me, |l| self.leases.expired(l));
+        let held: HashSet<&str> = self.shards.keys().map(|k| k.as_ref()).collect();
+        let plan = lease::plan(&all, &me, &held, |l| self.leases.expired(l));
+        drop(held);
         for (shard, counter) in plan.take {
             if self.shards.contains_key(shard.as_str()) {
                 continue;
@@ -678,15 +746,23 @@ impl Service {
             else {
                 continue;
             };
-            let (from, txn) = self.resolve(&lease).await?;
+            let (from, txn) = match self.resolve(&lease).await {
+                Ok(r) => r,
+                Err(e) => {
+                    // Still owned by us: the next round takes it back as an orphan.
+                    tracing::warn!(%shard, error = %e, "cannot resolve the shard's position; will retry");
+                    continue;
+                }
+            };
             tracing::info!(%shard, ?from, ?txn, "took lease");
             let id: Arc<str> = Arc::from(shard.as_str());
-            let (generation, stop) = self.spawn_reader(id.clone(), from);
+            let (generation, stop) = self.spawn_reader(id.clone(), from.clone());
             self.shards.insert(
                 id,
                 Shard {
                     counter,
                     txn,
+                    committed: from,
                     generation,
                     stop,
                     ended: false,
@@ -697,6 +773,48 @@ impl Service {
         self.metrics
             .leases_owned
             .store(self.shards.len() as i64, Ordering::Relaxed);
+        self.count_unread().await?;
+        Ok(())
+    }
+
+    /// Scan the leases once more (after this round's takes) and count the readable shards
+    /// that nobody reads, and those owned by us but not read: the `--exit-when-idle`
+    /// condition and two gauges operators alarm on.
+    async fn count_unread(&mut self) -> Result<(), ServiceError> {
+        let all = self.leases.list().await?;
+        let me = self.leases.worker().to_string();
+        let held: HashSet<&str> = self.shards.keys().map(|k| k.as_ref()).collect();
+        let unread = lease::unread(&all, &me, &held, |l| self.leases.expired(l));
+        let orphans = unread
+            .iter()
+            .filter(|l| l.owner.as_deref() == Some(me.as_str()))
+            .count();
+        self.metrics
+            .shards_unread
+            .store(unread.len() as i64, Ordering::Relaxed);
+        self.metrics
+            .leases_owned_not_read
+            .store(orphans as i64, Ordering::Relaxed);
+        // One log line when the picture changes and at least once a minute: CloudWatch
+        // turns `shards_unread` into the metric the "shards unread" alarm watches (a shard
+        // nobody reads has no iterator age, so the Kinesis lag alarm cannot see it).
+        let state = (self.shards.len(), unread.len(), orphans);
+        if self
+            .last_lease_log
+            .is_none_or(|(at, last)| last != state || at.elapsed() >= Duration::from_secs(60))
+        {
+            tracing::info!(
+                shards_owned = state.0,
+                shards_unread = state.1,
+                leases_owned_not_read = state.2,
+                "lease state"
+            );
+            self.last_lease_log = Some((Instant::now(), state));
+        }
+        // A peer's lease is known to be dead only after this instance watched its counter
+        // stand still for a lease duration: before that, "no unread shard" proves nothing.
+        self.unread_shards =
+            (self.started.elapsed() > self.cfg.lease_duration).then_some(unread.len());
         Ok(())
     }
 
@@ -748,9 +866,10 @@ fn smooth(previous: Duration, sample: Duration) -> Duration {
 async fn renew_held(
     leases: &mut LeaseTable,
     shards: &mut HashMap<Arc<str>, Shard>,
+    skip: &BTreeMap<Arc<str>, LeaseError>,
 ) -> Vec<(Arc<str>, LeaseError)> {
     let mut failed = Vec::new();
-    for (shard, state) in shards.iter_mut() {
+    for (shard, state) in shards.iter_mut().filter(|(k, _)| !skip.contains_key(*k)) {
         match leases.renew(shard, state.counter).await {
             Ok(c) => state.counter = c,
             Err(e) => failed.push((shard.clone(), e)),

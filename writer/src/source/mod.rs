@@ -62,6 +62,13 @@ impl Position {
 pub struct RawRecord {
     pub data: Bytes,
     pub position: Position,
+    /// The instant (Unix seconds) this record's `created_at` is judged against (the
+    /// "too far in the future" bound): the Kinesis `ApproximateArrivalTimestamp`, or the
+    /// input file's modification time. It is a property of the record, not of when a batch
+    /// happens to be processed, so a replay after a crash decides exactly as the first
+    /// attempt did (a record can never end up accepted once and rejected once). `None`
+    /// (stdin, tests) falls back to the batch's processing time.
+    pub judged_at: Option<i64>,
 }
 
 /// What a source yields on each poll.

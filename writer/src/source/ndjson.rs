@@ -25,28 +25,50 @@ pub struct NdjsonSource {
 
 impl NdjsonSource {
     /// `path` of `-` means stdin.
+    ///
+    /// A file's records are judged ("`created_at` too far in the future?") against the
+    /// file's modification time, so re-ingesting the same file decides every record the
+    /// same way, whenever it runs. Stdin has no such time: its records are judged at
+    /// processing time (replaying a pipe is not reproducible anyway).
     pub fn open(path: &str) -> Result<Self, SourceError> {
-        let (name, reader): (Arc<str>, Box<dyn Read + Send>) = if path == "-" {
-            (Arc::from("stdin"), Box::new(std::io::stdin()))
-        } else {
-            let file = std::fs::File::open(path).map_err(|error| SourceError::Io {
-                source_name: path.to_string(),
-                error,
-            })?;
-            let abs = std::fs::canonicalize(path)
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| path.to_string());
-            (Arc::from(format!("file:{abs}")), Box::new(file))
-        };
-        Ok(Self::from_reader(name, reader))
+        let (name, reader, judged_at): (Arc<str>, Box<dyn Read + Send>, Option<i64>) =
+            if path == "-" {
+                (Arc::from("stdin"), Box::new(std::io::stdin()), None)
+            } else {
+                let file = std::fs::File::open(path).map_err(|error| SourceError::Io {
+                    source_name: path.to_string(),
+                    error,
+                })?;
+                let abs = std::fs::canonicalize(path)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| path.to_string());
+                let mtime = file
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs() as i64);
+                (Arc::from(format!("file:{abs}")), Box::new(file), mtime)
+            };
+        Ok(Self::from_reader_judged_at(name, reader, judged_at))
     }
 
+    /// Records judged at processing time (see [`RawRecord::judged_at`]).
     pub fn from_reader(name: Arc<str>, reader: Box<dyn Read + Send>) -> Self {
+        Self::from_reader_judged_at(name, reader, None)
+    }
+
+    /// Records judged against a fixed instant (Unix seconds), see [`RawRecord::judged_at`].
+    pub fn from_reader_judged_at(
+        name: Arc<str>,
+        reader: Box<dyn Read + Send>,
+        judged_at: Option<i64>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
         let blank_lines = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let blanks = blank_lines.clone();
         let thread_name = name.to_string();
-        std::thread::spawn(move || read_loop(reader, tx, blanks, thread_name));
+        std::thread::spawn(move || read_loop(reader, tx, blanks, thread_name, judged_at));
         NdjsonSource {
             name,
             rx,
@@ -65,6 +87,7 @@ fn read_loop(
     tx: mpsc::Sender<Result<Vec<RawRecord>, SourceError>>,
     blanks: Arc<std::sync::atomic::AtomicU64>,
     name: String,
+    judged_at: Option<i64>,
 ) {
     let mut carry = BytesMut::new();
     let mut line_no: u64 = 0;
@@ -92,7 +115,7 @@ fn read_loop(
         } else {
             data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
         };
-        let records = split_lines(&data.slice(..end), &mut line_no, &blanks);
+        let records = split_lines(&data.slice(..end), &mut line_no, &blanks, judged_at);
         carry = BytesMut::from(&data[end..]);
         if !records.is_empty() && tx.blocking_send(Ok(records)).is_err() {
             return;
@@ -129,6 +152,7 @@ fn split_lines(
     data: &Bytes,
     line_no: &mut u64,
     blanks: &std::sync::atomic::AtomicU64,
+    judged_at: Option<i64>,
 ) -> Vec<RawRecord> {
     let mut out = Vec::with_capacity(data.len() / 256 + 1);
     let mut start = 0;
@@ -146,6 +170,7 @@ fn split_lines(
             out.push(RawRecord {
                 data: data.slice(start..stop),
                 position: Position::Line(*line_no),
+                judged_at,
             });
         }
         start = end + 1;

@@ -12,7 +12,7 @@
 //! conditional write and stops; the Delta `txn` check at commit time (see
 //! [`crate::service`]) fences it even if it is paused in between.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
@@ -329,45 +329,60 @@ fn parse(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
     })
 }
 
-/// Which leases this worker should hold: a fair share of the unfinished ones whose parents
+/// Which leases this worker should take: a fair share of the unfinished ones whose parents
 /// are finished. Pure, so it is unit-tested apart from DynamoDB.
-pub fn plan(leases: &[Lease], me: &str, expired: impl Fn(&Lease) -> bool) -> Plan {
-    let finished: std::collections::HashSet<&str> = leases
-        .iter()
-        .filter(|l| l.finished())
-        .map(|l| l.shard.as_str())
-        .collect();
-    let known: std::collections::HashSet<&str> = leases.iter().map(|l| l.shard.as_str()).collect();
-    let ready = |l: &Lease| {
-        !l.finished()
-            && l.parents
-                .iter()
-                .all(|p| finished.contains(p.as_str()) || !known.contains(p.as_str()))
-    };
-    let active: Vec<&Lease> = leases.iter().filter(|l| ready(l)).collect();
+///
+/// `held` are the shards this worker is actually reading. A lease that names this worker as
+/// owner but is not in `held` is an *orphan*: the worker stopped reading it after a transient
+/// error (a failed scan, a renew whose reply was lost) without being able to give it back.
+/// Nobody else takes it until it expires, and this worker would never take it again, so it
+/// is taken back at once, whatever the fair share says: a shard this worker owns is always
+/// either read or given back.
+pub fn plan(
+    leases: &[Lease],
+    me: &str,
+    held: &HashSet<&str>,
+    expired: impl Fn(&Lease) -> bool,
+) -> Plan {
+    let active = ready(leases);
+    let mine = |l: &Lease| l.owner.as_deref() == Some(me);
     let mut per_owner: HashMap<&str, usize> = HashMap::new();
     per_owner.insert(me, 0);
     for l in &active {
-        if let Some(o) = l.owner.as_deref()
-            && !expired(l)
-        {
+        // Ours count only when actually read (orphans are taken back below); others' only
+        // while alive.
+        let Some(o) = l.owner.as_deref() else {
+            continue;
+        };
+        let counts = if o == me {
+            held.contains(l.shard.as_str())
+        } else {
+            !expired(l)
+        };
+        if counts {
             *per_owner.entry(o).or_default() += 1;
         }
     }
     let workers = per_owner.len().max(1);
     let target = active.len().div_ceil(workers);
-    let mine = per_owner.get(me).copied().unwrap_or(0);
-    let mut take: Vec<(String, i64)> = Vec::new();
-    if mine < target {
-        let want = target - mine;
+    let held_count = per_owner.get(me).copied().unwrap_or(0);
+    let mut take: Vec<(String, i64)> = active
+        .iter()
+        .filter(|l| mine(l) && !held.contains(l.shard.as_str()))
+        .map(|l| (l.shard.clone(), l.counter))
+        .collect();
+    let count = held_count + take.len();
+    if count < target {
+        let want = target - count;
+        let before = take.len();
         take.extend(
             active
                 .iter()
-                .filter(|l| l.owner.as_deref() != Some(me) && expired(l))
+                .filter(|l| !mine(l) && expired(l))
                 .take(want)
                 .map(|l| (l.shard.clone(), l.counter)),
         );
-        if take.is_empty() {
+        if take.len() == before {
             // Steal one from the most loaded worker, if it holds more than its share.
             if let Some((victim, count)) = per_owner
                 .iter()
@@ -380,20 +395,52 @@ pub fn plan(leases: &[Lease], me: &str, expired: impl Fn(&Lease) -> bool) -> Pla
             }
         }
     }
-    let keep: Vec<String> = active
+    Plan { take, target }
+}
+
+/// Unfinished leases whose parents are finished (or unknown): the shards that can be read.
+pub fn ready(leases: &[Lease]) -> Vec<&Lease> {
+    let finished: HashSet<&str> = leases
         .iter()
-        .filter(|l| l.owner.as_deref() == Some(me))
-        .map(|l| l.shard.clone())
+        .filter(|l| l.finished())
+        .map(|l| l.shard.as_str())
         .collect();
-    Plan { take, keep, target }
+    let known: HashSet<&str> = leases.iter().map(|l| l.shard.as_str()).collect();
+    leases
+        .iter()
+        .filter(|l| {
+            !l.finished()
+                && l.parents
+                    .iter()
+                    .all(|p| finished.contains(p.as_str()) || !known.contains(p.as_str()))
+        })
+        .collect()
+}
+
+/// Readable shards nobody is reading: unowned, held by an expired lease, or owned by `me`
+/// but not in `held` (orphans). Zero is the condition for `--exit-when-idle` to stop, and
+/// the value operators alarm on (`events_lake_shards_unread`).
+pub fn unread<'a>(
+    leases: &'a [Lease],
+    me: &str,
+    held: &HashSet<&str>,
+    expired: impl Fn(&Lease) -> bool,
+) -> Vec<&'a Lease> {
+    ready(leases)
+        .into_iter()
+        .filter(|l| match l.owner.as_deref() {
+            None => true,
+            Some(o) if o == me => !held.contains(l.shard.as_str()),
+            Some(_) => expired(l),
+        })
+        .collect()
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Plan {
     /// (shard, counter seen) to take.
     pub take: Vec<(String, i64)>,
-    /// Shards this worker holds and should keep renewing.
-    pub keep: Vec<String>,
+    /// This worker's fair share of the readable shards.
     pub target: usize,
 }
 
@@ -426,12 +473,12 @@ mod tests {
         let leases: Vec<Lease> = (0..4)
             .map(|i| lease(&format!("s{i}"), None, &[], false))
             .collect();
-        let p = plan(&leases, "me", |l| l.owner.is_none());
+        let p = plan(&leases, "me", &HashSet::new(), |l| l.owner.is_none());
         assert_eq!(p.take.len(), 4);
         let mut leases = leases;
         leases[0].owner = Some("other".into());
         leases[1].owner = Some("other".into());
-        let p = plan(&leases, "me", |l| l.owner.is_none());
+        let p = plan(&leases, "me", &HashSet::new(), |l| l.owner.is_none());
         assert_eq!(p.target, 2);
         assert_eq!(p.take.len(), 2);
     }
@@ -442,13 +489,13 @@ mod tests {
             lease("parent", Some("x"), &[], false),
             lease("child", None, &["parent"], false),
         ];
-        let p = plan(&leases, "me", |l| l.owner.is_none());
+        let p = plan(&leases, "me", &HashSet::new(), |l| l.owner.is_none());
         assert!(p.take.iter().all(|(s, _)| s != "child"));
         let leases = vec![
             lease("parent", None, &[], true),
             lease("child", None, &["parent"], false),
         ];
-        let p = plan(&leases, "me", |l| l.owner.is_none());
+        let p = plan(&leases, "me", &HashSet::new(), |l| l.owner.is_none());
         assert_eq!(p.take, vec![("child".to_string(), 1)]);
     }
 
@@ -457,8 +504,47 @@ mod tests {
         let leases: Vec<Lease> = (0..4)
             .map(|i| lease(&format!("s{i}"), Some("other"), &[], false))
             .collect();
-        let p = plan(&leases, "me", |_| false);
+        let p = plan(&leases, "me", &HashSet::new(), |_| false);
         assert_eq!(p.target, 2);
         assert_eq!(p.take.len(), 1);
+    }
+
+    #[test]
+    fn orphans_of_mine_are_taken_back_at_once_and_count_as_unread() {
+        // Four shards; I read s0 and s1, but the table still names me owner of s2 (I stopped
+        // reading it after a transient error). Another live worker holds s3.
+        let mut leases: Vec<Lease> = (0..4)
+            .map(|i| lease(&format!("s{i}"), Some("me"), &[], false))
+            .collect();
+        leases[3].owner = Some("other".into());
+        let held: HashSet<&str> = ["s0", "s1"].into_iter().collect();
+        let p = plan(&leases, "me", &held, |_| false);
+        assert_eq!(p.take, vec![("s2".to_string(), 1)]);
+        let unread_now: Vec<&str> = unread(&leases, "me", &held, |_| false)
+            .iter()
+            .map(|l| l.shard.as_str())
+            .collect();
+        assert_eq!(unread_now, vec!["s2"]);
+        // Once read again, nothing is unread; an expired peer's lease is.
+        let held: HashSet<&str> = ["s0", "s1", "s2"].into_iter().collect();
+        assert!(unread(&leases, "me", &held, |_| false).is_empty());
+        let expired_peer = unread(&leases, "me", &held, |l| {
+            l.owner.as_deref() == Some("other")
+        });
+        assert_eq!(expired_peer.len(), 1);
+    }
+
+    #[test]
+    fn unowned_and_expired_are_unread_but_children_of_unfinished_parents_are_not() {
+        let leases = vec![
+            lease("parent", None, &[], false),
+            lease("child", None, &["parent"], false),
+            lease("done", None, &[], true),
+        ];
+        let unread_now: Vec<&str> = unread(&leases, "me", &HashSet::new(), |_| true)
+            .iter()
+            .map(|l| l.shard.as_str())
+            .collect();
+        assert_eq!(unread_now, vec!["parent"]);
     }
 }

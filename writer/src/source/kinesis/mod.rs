@@ -239,6 +239,9 @@ pub async fn read_shard(
                     .reduce(f64::min);
                 for r in out.records() {
                     let seq: Arc<str> = Arc::from(r.sequence_number());
+                    // The stream's own clock, fixed for the record's lifetime: validation
+                    // against it is the same on every replay (see `RawRecord::judged_at`).
+                    let judged_at = r.approximate_arrival_timestamp().map(|t| t.secs());
                     let data = r.data().as_ref();
                     match kpl::deaggregate(data) {
                         Some(parts) => {
@@ -250,6 +253,7 @@ pub async fn read_shard(
                                         sequence: seq.clone(),
                                         sub: Some(i as u32),
                                     },
+                                    judged_at,
                                 });
                             }
                         }
@@ -260,6 +264,7 @@ pub async fn read_shard(
                                 sequence: seq.clone(),
                                 sub: None,
                             },
+                            judged_at,
                         }),
                     }
                     last_seq = Some(seq.to_string());
