@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Image of the events lake: the `writer` (ECS service, `writer run`) and the `compactor`
-# (scheduled ECS task, `compactor run`). Build: docker build -t events-lake .
+# (scheduled ECS task, `compactor run`). Build: docker build --platform linux/amd64 -t events-lake .
 # Builder and runtime must share the Debian release (glibc), hence one DEBIAN_RELEASE argument.
 
 ARG DEBIAN_RELEASE=trixie

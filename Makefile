@@ -14,7 +14,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.req-$(shell sha1sum requirements-checkov.txt |
 export WRITER_BIN := $(CARGO_TARGET_DIR)/debug/writer
 export COMPACTOR_BIN := $(CARGO_TARGET_DIR)/debug/compactor
 
-.PHONY: all build demo test lint unit integration terraform-check venv bench bench-kinesis clean-lake
+.PHONY: all build demo test lint unit integration terraform-check venv bench bench-kinesis clean-lake deploy
 
 all: build
 
@@ -64,6 +64,21 @@ $(NODE_DIR)/node_modules/kinesalite/package.json:
 bench-kinesis: venv $(NODE_DIR)/node_modules/kinesalite/package.json
 	cargo build --release --bins
 	KINESALITE_DIR=$(NODE_DIR) PATH="$(VENV)/bin:$$PATH" $(PY) bench/kinesis_load.py $(KINESIS_ARGS)
+
+## Plan + apply one environment (terraform/envs/$(ENV)) with its backend (backend.hcl, made
+## from backend.hcl.example). The image $(IMAGE_TAG) must already be in the environment's ECR
+## repository (runbook: terraform/README.md). Shows the plan and asks before applying, unless
+## AUTO_APPROVE=1.
+ENV ?= dev
+IMAGE_TAG ?= $(shell git rev-parse --short HEAD)
+TF_ENV_DIR := terraform/envs/$(ENV)
+deploy:
+	@test -d $(TF_ENV_DIR) || { echo "no environment $(ENV) (terraform/envs/: dev, staging, prod)" >&2; exit 1; }
+	@test -f $(TF_ENV_DIR)/backend.hcl || { echo "$(TF_ENV_DIR)/backend.hcl missing: copy backend.hcl.example and fill in the state bucket" >&2; exit 1; }
+	cd $(TF_ENV_DIR) && terraform init -input=false -backend-config=backend.hcl
+	cd $(TF_ENV_DIR) && terraform plan -input=false -var image_tag=$(IMAGE_TAG) -out=deploy.tfplan
+	@if [ "$(AUTO_APPROVE)" != 1 ]; then read -r -p "Apply this plan to $(ENV)? [y/N] " a && [ "$$a" = y ]; fi
+	cd $(TF_ENV_DIR) && terraform apply -input=false deploy.tfplan && rm -f deploy.tfplan
 
 clean-lake:
 	rm -rf ./lake

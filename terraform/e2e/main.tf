@@ -1,7 +1,9 @@
-# Data plane only (KMS key, Kinesis stream, lake bucket, DynamoDB lock/lease tables, Glue,
-# Athena): what the writer and compactor need, without ECS. Used by
-# integration-tests/test_terraform_apply.py against the moto emulator, and usable against a real
-# account for running the writer locally.
+# Data plane (KMS key, Kinesis stream, lake bucket, DynamoDB lock/lease tables, Glue, Athena)
+# and the IAM of everything that touches it (writer and compactor task roles, producer and
+# analyst policies: modules/iam, exactly as the stack deploys them), without ECS. Used by
+# integration-tests/test_terraform_apply.py and test_terraform_iam.py (moto with IAM
+# enforcement: the binaries run under these roles), and usable against a real account for
+# running the writer locally.
 
 locals {
   emulated = var.aws_endpoint_url != ""
@@ -10,8 +12,8 @@ locals {
 provider "aws" {
   region = var.aws_region
 
-  access_key                  = local.emulated ? "test" : null
-  secret_key                  = local.emulated ? "test" : null
+  access_key                  = local.emulated ? var.emulator_access_key : null
+  secret_key                  = local.emulated ? var.emulator_secret_key : null
   skip_credentials_validation = local.emulated
   skip_metadata_api_check     = local.emulated
   skip_requesting_account_id  = false
@@ -67,4 +69,22 @@ module "data_plane" {
 
   # Throwaway: destroy must succeed with objects in the buckets.
   force_destroy = true
+}
+
+module "iam" {
+  source = "../modules/iam"
+
+  name_prefix               = var.name_prefix
+  kms_key_arn               = module.kms.key_arn
+  stream_arn                = module.data_plane.stream_arn
+  lake_bucket_arn           = module.data_plane.lake_bucket_arn
+  events_table_key_prefix   = module.data_plane.events_table_key_prefix
+  rejected_table_key_prefix = module.data_plane.rejected_table_key_prefix
+  lock_table_arn            = module.data_plane.lock_table_arn
+  lease_table_arn           = module.data_plane.lease_table_arn
+  metrics_namespace         = "EventsLake/e2e"
+
+  glue_database_name        = module.data_plane.glue_database_name
+  athena_workgroup_name     = module.data_plane.athena_workgroup_name
+  athena_results_bucket_arn = module.data_plane.athena_results_bucket_arn
 }

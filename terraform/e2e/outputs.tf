@@ -53,6 +53,31 @@ output "athena_workgroup_name" {
   value       = module.data_plane.athena_workgroup_name
 }
 
+output "lock_table_arn" {
+  description = "DynamoDB commit-lock table ARN."
+  value       = module.data_plane.lock_table_arn
+}
+
+output "writer_role_arn" {
+  description = "Task role of the writer (modules/iam)."
+  value       = module.iam.writer_role_arn
+}
+
+output "compactor_role_arn" {
+  description = "Task role of the compactor (modules/iam)."
+  value       = module.iam.compactor_role_arn
+}
+
+output "producer_policy_arn" {
+  description = "Producer managed policy (modules/iam)."
+  value       = module.iam.producer_policy_arn
+}
+
+output "analyst_policy_arn" {
+  description = "Analyst managed policy (modules/iam); null without Athena."
+  value       = module.iam.analyst_policy_arn
+}
+
 output "writer_environment" {
   description = "Environment variables to run the writer against this data plane."
   value = {

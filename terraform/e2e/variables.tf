@@ -16,6 +16,21 @@ variable "aws_endpoint_url" {
   default     = ""
 }
 
+# Credentials used against the emulator only (with IAM enforcement on, moto needs the keys of
+# a user it knows: integration-tests/test_terraform_iam.py creates one).
+variable "emulator_access_key" {
+  description = "Access key id used when aws_endpoint_url is set."
+  type        = string
+  default     = "test"
+}
+
+variable "emulator_secret_key" {
+  description = "Secret access key used when aws_endpoint_url is set."
+  type        = string
+  default     = "test"
+  sensitive   = true
+}
+
 # Toggles for what the emulator does not support (see README "Emulator limitations").
 variable "enable_athena" {
   description = "Create the Athena workgroup, results bucket and named queries."

@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.5"
+  required_version = ">= 1.10" # backend "s3" use_lockfile (backend.hcl.example)
 
   required_providers {
     aws = {

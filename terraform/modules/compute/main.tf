@@ -9,11 +9,36 @@ locals {
 
   image = "${aws_ecr_repository.this.repository_url}:${var.image_tag}"
 
-  writer_family    = "${var.name_prefix}-writer"
-  compactor_family = "${var.name_prefix}-compactor"
+  writer_family = "${var.name_prefix}-writer"
 
-  compactor_schedule_name = "${var.name_prefix}-compactor"
-  compactor_schedule_arn  = "arn:${local.partition}:scheduler:${local.region}:${local.account_id}:schedule/default/${local.compactor_schedule_name}"
+  # Both Delta tables need maintenance (optimize, checkpoint, vacuum): one compactor task
+  # definition and one schedule per table (the compactor binary takes one --table).
+  compactor_tables = {
+    events   = var.events_table_uri
+    rejected = var.rejected_table_uri
+  }
+  compactor_families      = { for k, _ in local.compactor_tables : k => "${var.name_prefix}-compactor-${k}" }
+  compactor_schedule_arns = { for k, _ in local.compactor_tables : k => "arn:${local.partition}:scheduler:${local.region}:${local.account_id}:schedule/${var.name_prefix}/${var.name_prefix}-compactor-${k}" }
+
+  # The writer's own shutdown deadline (commit, checkpoint, release leases) must end before ECS
+  # sends SIGKILL at stopTimeout; 15 s are left for process exit and the log driver's flush.
+  writer_shutdown_deadline_seconds = var.writer_stop_timeout_seconds - 15
+
+  # Dedupe key index budget (events table; the rejected table's index is small and bounded
+  # separately) as a share of the task memory; the rest is for Arrow batches, Parquet encoding
+  # and the object-store buffers.
+  writer_dedupe_memory_mb = coalesce(var.writer_dedupe_memory_mb, floor(var.writer_memory * 0.4))
+}
+
+# Resources that used to have a single instance (before the rejected table got its compactor).
+moved {
+  from = aws_ecs_task_definition.compactor
+  to   = aws_ecs_task_definition.compactor["events"]
+}
+
+moved {
+  from = aws_scheduler_schedule.compactor
+  to   = aws_scheduler_schedule.compactor["events"]
 }
 
 # ------------------------------------------------------------------ image repository
@@ -34,21 +59,42 @@ resource "aws_ecr_repository" "this" {
   tags = var.tags
 }
 
+# Never expires a tagged image: the task definitions reference images by tag, and the image in
+# service (or the one a rollback returns to) can be any age. Untagged images (failed or
+# superseded pushes; tags are immutable) go after a day. Optionally, tagged images beyond the
+# newest ecr_tagged_image_retention_count are expired - only set it if no environment ever runs
+# an image older than that many pushes.
 resource "aws_ecr_lifecycle_policy" "this" {
   repository = aws_ecr_repository.this.name
   policy = jsonencode({
-    rules = [
-      {
-        rulePriority = 1
-        description  = "Keep the last ${var.ecr_image_retention_count} images"
-        selection = {
-          tagStatus   = "any"
-          countType   = "imageCountMoreThan"
-          countNumber = var.ecr_image_retention_count
-        }
-        action = { type = "expire" }
-      },
-    ]
+    rules = concat(
+      [
+        {
+          rulePriority = 1
+          description  = "Expire untagged images after 1 day"
+          selection = {
+            tagStatus   = "untagged"
+            countType   = "sinceImagePushed"
+            countUnit   = "days"
+            countNumber = 1
+          }
+          action = { type = "expire" }
+        },
+      ],
+      var.ecr_tagged_image_retention_count == null ? [] : [
+        {
+          rulePriority = 2
+          description  = "Keep the newest ${var.ecr_tagged_image_retention_count} tagged images"
+          selection = {
+            tagStatus      = "tagged"
+            tagPatternList = ["*"]
+            countType      = "imageCountMoreThan"
+            countNumber    = var.ecr_tagged_image_retention_count
+          }
+          action = { type = "expire" }
+        },
+      ],
+    )
   })
 }
 
@@ -116,7 +162,7 @@ locals {
     essential              = true
     readonlyRootFilesystem = true
     user                   = "10001:10001"
-    stopTimeout            = 120
+    stopTimeout            = var.writer_stop_timeout_seconds
     linuxParameters        = { initProcessEnabled = true }
     mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
     portMappings           = []
@@ -132,20 +178,27 @@ locals {
     WRITER_COMMIT_LOCK    = "dynamodb"
     WRITER_FLUSH_INTERVAL = var.writer_flush_interval
     WRITER_METRICS_PORT   = tostring(var.writer_metrics_port)
-    LOG_FORMAT            = "json"
-    RUST_LOG              = var.rust_log
-    AWS_REGION            = local.region
+    # Fits inside the container's stopTimeout (ECS SIGKILLs after it).
+    WRITER_SHUTDOWN_DEADLINE = "${local.writer_shutdown_deadline_seconds}s"
+    # Derived from the task memory: the binary's default (1 GiB) does not fit a 1 GiB task.
+    WRITER_DEDUPE_MEMORY_MB = tostring(local.writer_dedupe_memory_mb)
+    LOG_FORMAT              = "json"
+    RUST_LOG                = var.rust_log
+    AWS_REGION              = local.region
   }, var.writer_extra_environment)
 
-  compactor_environment = merge({
-    COMPACTOR_TABLE       = var.events_table_uri
+  compactor_environment = { for k, uri in local.compactor_tables : k => merge({
+    COMPACTOR_TABLE       = uri
     COMPACTOR_COMMIT_LOCK = "dynamodb"
     COMPACTOR_LOCK_TABLE  = var.lock_table_name
     LOG_FORMAT            = "json"
     RUST_LOG              = var.rust_log
     AWS_REGION            = local.region
-  }, var.compactor_extra_environment)
+  }, var.compactor_extra_environment) }
 
+  # awslogs in blocking mode: the alarms count log lines (metric filters), and non-blocking
+  # mode drops lines when its buffer is full. Blocking means a CloudWatch Logs outage stalls
+  # the program's stdout instead - the writer then stops committing (and alarms), nothing is lost.
   writer_container = merge(local.common_container, {
     name    = "writer"
     command = ["writer", "run"]
@@ -165,27 +218,28 @@ locals {
         awslogs-group         = aws_cloudwatch_log_group.writer.name
         awslogs-region        = local.region
         awslogs-stream-prefix = "writer"
-        mode                  = "non-blocking"
-        max-buffer-size       = "25m"
+        mode                  = "blocking"
       }
     }
   })
 
-  compactor_container = merge(local.common_container, {
-    name    = "compactor"
-    command = ["compactor", "run"]
+  compactor_containers = { for k, env in local.compactor_environment : k => merge(local.common_container, {
+    name        = "compactor"
+    command     = ["compactor", "run"]
+    stopTimeout = 120
     environment = [
-      for k in sort(keys(local.compactor_environment)) : { name = k, value = local.compactor_environment[k] }
+      for name in sort(keys(env)) : { name = name, value = env[name] }
     ]
     logConfiguration = {
       logDriver = "awslogs"
       options = {
         awslogs-group         = aws_cloudwatch_log_group.compactor.name
         awslogs-region        = local.region
-        awslogs-stream-prefix = "compactor"
+        awslogs-stream-prefix = "compactor-${k}"
+        mode                  = "blocking"
       }
     }
-  })
+  }) }
 }
 
 resource "aws_ecs_task_definition" "writer" {
@@ -195,7 +249,7 @@ resource "aws_ecs_task_definition" "writer" {
   cpu                      = var.writer_cpu
   memory                   = var.writer_memory
   execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.writer.arn
+  task_role_arn            = var.writer_role_arn
   container_definitions    = jsonencode([local.writer_container])
 
   runtime_platform {
@@ -211,14 +265,15 @@ resource "aws_ecs_task_definition" "writer" {
 }
 
 resource "aws_ecs_task_definition" "compactor" {
-  family                   = local.compactor_family
+  for_each                 = local.compactor_containers
+  family                   = local.compactor_families[each.key]
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
   cpu                      = var.compactor_cpu
   memory                   = var.compactor_memory
   execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.compactor.arn
-  container_definitions    = jsonencode([local.compactor_container])
+  task_role_arn            = var.compactor_role_arn
+  container_definitions    = jsonencode([each.value])
 
   runtime_platform {
     operating_system_family = "LINUX"
@@ -246,10 +301,18 @@ resource "aws_ecs_service" "writer" {
   enable_ecs_managed_tags            = true
   propagate_tags                     = "SERVICE"
   enable_execute_command             = false
+  # apply fails when the new tasks never become healthy (e.g. a crash loop the circuit breaker
+  # rolls back), instead of reporting success with nothing ingesting.
+  wait_for_steady_state = var.wait_for_steady_state
 
   deployment_circuit_breaker {
     enable   = true
     rollback = true
+  }
+
+  # The task count is owned by aws_appautoscaling_target.writer (min = writer_desired_count).
+  lifecycle {
+    ignore_changes = [desired_count]
   }
 
   network_configuration {
@@ -263,9 +326,18 @@ resource "aws_ecs_service" "writer" {
 
 # ------------------------------------------------------------------ compactor schedule
 
+# Own schedule group: its AWS/Scheduler metrics (ScheduleGroup dimension) are the stack's only,
+# so the monitoring module can alarm on failed compactor invocations.
+resource "aws_scheduler_schedule_group" "this" {
+  name = var.name_prefix
+  tags = var.tags
+}
+
 resource "aws_scheduler_schedule" "compactor" {
-  name                         = local.compactor_schedule_name
-  description                  = "Runs the compactor (optimize, checkpoint, vacuum) on the events table."
+  for_each                     = aws_ecs_task_definition.compactor
+  name                         = "${var.name_prefix}-compactor-${each.key}"
+  group_name                   = aws_scheduler_schedule_group.this.name
+  description                  = "Runs the compactor (optimize, checkpoint, vacuum) on the ${each.key} table."
   schedule_expression          = var.compactor_schedule_expression
   schedule_expression_timezone = var.compactor_schedule_timezone
   state                        = var.compactor_schedule_enabled ? "ENABLED" : "DISABLED"
@@ -280,7 +352,7 @@ resource "aws_scheduler_schedule" "compactor" {
     role_arn = aws_iam_role.scheduler.arn
 
     ecs_parameters {
-      task_definition_arn     = aws_ecs_task_definition.compactor.arn_without_revision
+      task_definition_arn     = each.value.arn_without_revision
       launch_type             = "FARGATE"
       platform_version        = "LATEST"
       task_count              = 1

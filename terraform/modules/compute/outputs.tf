@@ -23,19 +23,24 @@ output "writer_task_definition_arn" {
   value       = aws_ecs_task_definition.writer.arn
 }
 
-output "compactor_task_definition_family" {
-  description = "Task definition family of the compactor."
-  value       = aws_ecs_task_definition.compactor.family
+output "compactor_task_definition_families" {
+  description = "Task definition families of the compactor, per table (events, rejected)."
+  value       = { for k, td in aws_ecs_task_definition.compactor : k => td.family }
 }
 
-output "compactor_task_definition_arn_without_revision" {
-  description = "Compactor task definition ARN without revision."
-  value       = aws_ecs_task_definition.compactor.arn_without_revision
+output "compactor_task_definition_arns_without_revision" {
+  description = "Compactor task definition ARNs without revision, per table."
+  value       = { for k, td in aws_ecs_task_definition.compactor : k => td.arn_without_revision }
 }
 
-output "compactor_schedule_name" {
-  description = "EventBridge Scheduler schedule of the compactor."
-  value       = aws_scheduler_schedule.compactor.name
+output "compactor_schedule_names" {
+  description = "EventBridge Scheduler schedules of the compactor, per table."
+  value       = { for k, sc in aws_scheduler_schedule.compactor : k => sc.name }
+}
+
+output "schedule_group_name" {
+  description = "EventBridge Scheduler group of the compactor schedules."
+  value       = aws_scheduler_schedule_group.this.name
 }
 
 output "writer_log_group_name" {
@@ -48,16 +53,6 @@ output "compactor_log_group_name" {
   value       = aws_cloudwatch_log_group.compactor.name
 }
 
-output "writer_role_arn" {
-  description = "Task role of the writer."
-  value       = aws_iam_role.writer.arn
-}
-
-output "compactor_role_arn" {
-  description = "Task role of the compactor."
-  value       = aws_iam_role.compactor.arn
-}
-
 output "ecr_repository_url" {
   description = "ECR repository to push the image to (docker tag <image> <url>:<image_tag>)."
   value       = aws_ecr_repository.this.repository_url
@@ -66,4 +61,9 @@ output "ecr_repository_url" {
 output "security_group_id" {
   description = "Security group of the tasks."
   value       = aws_security_group.tasks.id
+}
+
+output "writer_autoscaling_bounds" {
+  description = "Min and max writer task count."
+  value       = { min = aws_appautoscaling_target.writer.min_capacity, max = aws_appautoscaling_target.writer.max_capacity }
 }

@@ -70,6 +70,16 @@ variable "lease_table_arn" {
   type        = string
 }
 
+variable "writer_role_arn" {
+  description = "Task role of the writer (module iam)."
+  type        = string
+}
+
+variable "compactor_role_arn" {
+  description = "Task role of the compactor (module iam)."
+  type        = string
+}
+
 # ---------------------------------------------------------------- network
 
 variable "vpc_id" {
@@ -119,6 +129,30 @@ variable "writer_desired_count" {
   default     = 1
 }
 
+variable "wait_for_steady_state" {
+  description = "terraform apply waits until the writer service is stable (and fails if its deployment is rolled back)."
+  type        = bool
+  default     = true
+}
+
+variable "writer_max_count" {
+  description = "Upper bound of writer autoscaling. Equal to writer_desired_count (default 0 = same) disables scaling; the stack caps it at the shard count of a provisioned stream."
+  type        = number
+  default     = 0
+}
+
+variable "writer_cpu_target_percent" {
+  description = "Target average CPU of the writer tasks (autoscaling)."
+  type        = number
+  default     = 60
+}
+
+variable "writer_scale_out_iterator_age_ms" {
+  description = "Add a writer task when the Kinesis iterator age stays above this for 5 minutes (autoscaling)."
+  type        = number
+  default     = 120000
+}
+
 variable "writer_cpu" {
   description = "Fargate CPU units of a writer task (1024 = 1 vCPU)."
   type        = number
@@ -129,6 +163,28 @@ variable "writer_memory" {
   description = "Fargate memory of a writer task in MiB."
   type        = number
   default     = 2048
+}
+
+variable "writer_stop_timeout_seconds" {
+  description = "stopTimeout of the writer container: seconds ECS waits after SIGTERM before SIGKILL (Fargate allows at most 120). WRITER_SHUTDOWN_DEADLINE is set 15 s shorter."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.writer_stop_timeout_seconds >= 30 && var.writer_stop_timeout_seconds <= 120
+    error_message = "writer_stop_timeout_seconds must be between 30 and 120 (Fargate maximum)."
+  }
+}
+
+variable "writer_dedupe_memory_mb" {
+  description = "WRITER_DEDUPE_MEMORY_MB: memory budget of the writer's dedupe key index (events table). null = 40% of writer_memory."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.writer_dedupe_memory_mb == null || try(var.writer_dedupe_memory_mb >= 64, false)
+    error_message = "writer_dedupe_memory_mb must be null or at least 64."
+  }
 }
 
 variable "writer_flush_interval" {
@@ -217,10 +273,15 @@ variable "enable_container_insights" {
   default     = true
 }
 
-variable "ecr_image_retention_count" {
-  description = "How many images the ECR repository keeps."
+variable "ecr_tagged_image_retention_count" {
+  description = "If set, the ECR repository expires tagged images beyond the newest N pushes. null (default) never expires a tagged image, so the image in service or a rollback target is never removed (untagged images always expire after a day)."
   type        = number
-  default     = 30
+  default     = null
+
+  validation {
+    condition     = var.ecr_tagged_image_retention_count == null || try(var.ecr_tagged_image_retention_count >= 10, false)
+    error_message = "ecr_tagged_image_retention_count must be null or at least 10."
+  }
 }
 
 variable "tags" {

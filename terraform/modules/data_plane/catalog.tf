@@ -6,7 +6,7 @@ locals {
   events_columns = [
     { name = "event_uuid", type = "string", comment = "Event id; the dedup key" },
     { name = "event_name", type = "string", comment = "Event name as sent by the producer" },
-    { name = "created_at", type = "bigint", comment = "Creation time, epoch milliseconds" },
+    { name = "created_at", type = "bigint", comment = "Creation time, Unix epoch seconds (whole part, as received)" },
     { name = "created_timestamp", type = "timestamp", comment = "Creation time (UTC)" },
     { name = "created_datetime", type = "string", comment = "Creation time as sent (ISO-8601)" },
     { name = "event_subtype", type = "string", comment = "Optional subtype" },
@@ -22,6 +22,7 @@ locals {
   ]
 
   rejected_columns = [
+    { name = "rejection_id", type = "string", comment = "Stable hash of origin + raw bytes; the rejected table's dedupe key" },
     { name = "raw", type = "binary", comment = "The record as received" },
     { name = "reason", type = "string", comment = "Machine-readable rejection reason" },
     { name = "message", type = "string", comment = "Human-readable detail" },

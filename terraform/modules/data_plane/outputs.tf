@@ -34,7 +34,7 @@ output "events_table_uri" {
 }
 
 output "rejected_table_uri" {
-  description = "URI of the rejected-events Delta table (WRITER_REJECTED_TABLE)."
+  description = "URI of the rejected-events Delta table (WRITER_REJECTED_TABLE, COMPACTOR_TABLE of the rejected compactor)."
   value       = local.rejected_table_uri
 }
 
@@ -81,4 +81,9 @@ output "athena_workgroup_name" {
 output "athena_results_bucket_name" {
   description = "Bucket of the Athena query results (null when enable_athena = false)."
   value       = try(aws_s3_bucket.athena_results[0].bucket, null)
+}
+
+output "athena_results_bucket_arn" {
+  description = "ARN of the Athena results bucket (null when enable_athena = false)."
+  value       = try(aws_s3_bucket.athena_results[0].arn, null)
 }

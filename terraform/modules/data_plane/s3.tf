@@ -94,8 +94,13 @@ resource "aws_s3_bucket_lifecycle_configuration" "lake" {
     }
   }
 
-  # Temporary commit files: Spark's S3DynamoDBLogStore writes _delta_log/.tmp/<version>.json.<uuid>,
-  # delta-rs writes _delta_log/_commit_<uuid>.json.tmp. Both are garbage once the commit is done.
+  # Temporary commit files: the S3DynamoDBLogStore protocol (Spark and storage/src/lock/dynamodb.rs)
+  # writes _delta_log/.tmp/<version>.json.<uuid> and keeps it; delta-rs stages
+  # _delta_log/_commit_<uuid>.json.tmp. A .tmp/ file is garbage once its lock entry is complete,
+  # but an INCOMPLETE entry (writer died between the conditional put and the copy) has no TTL and
+  # is repaired from that file by the next writer, compactor or reader - possibly after a long
+  # pause (dev scaled to zero). Hence >= 30 days (variable validation), and the filters match only
+  # these two temp-file prefixes: never N.json, checkpoints, _last_checkpoint or data files.
   dynamic "rule" {
     for_each = local.table_key_prefixes
     content {

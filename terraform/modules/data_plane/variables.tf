@@ -83,24 +83,24 @@ variable "noncurrent_version_expiration_days" {
 }
 
 variable "tmp_object_expiration_days" {
-  description = "Days after which temporary commit files under _delta_log/.tmp/ and _delta_log/_commit_* are deleted. Must exceed the commit-lock TTL (1 day)."
+  description = "Days after which temporary commit files under _delta_log/.tmp/ (S3DynamoDBLogStore) and _delta_log/_commit_* (delta-rs staging) are deleted. An incomplete lock entry has no TTL and needs its .tmp/ file until a writer, compactor or reader repairs it (storage/src/lock/dynamodb.rs): at least 30 days."
   type        = number
-  default     = 3
+  default     = 30
 
   validation {
-    condition     = var.tmp_object_expiration_days >= 2
-    error_message = "tmp_object_expiration_days must be at least 2 (the lock entry pointing at a temp file may live 1 day)."
+    condition     = var.tmp_object_expiration_days >= 30
+    error_message = "tmp_object_expiration_days must be at least 30: an incomplete commit-lock entry (no TTL until completed) needs its temp file until it is repaired, e.g. after an environment was scaled to zero for a while."
   }
 }
 
 variable "delta_log_expiration_days" {
-  description = "If set, S3 also expires _delta_log/ objects older than this. Only safe when the table is checkpointed more often than that (the compactor does it for the events table); null (default) leaves log clean-up to Delta's own logRetentionDuration."
+  description = "If set, S3 also expires _delta_log/ objects older than this. Only safe when the table is checkpointed more often than that (the scheduled compactor does it for both tables); null (default) leaves log clean-up to Delta's own logRetentionDuration."
   type        = number
   default     = null
 
   validation {
     condition     = var.delta_log_expiration_days == null || try(var.delta_log_expiration_days >= 30, false)
-    error_message = "delta_log_expiration_days must be null or at least 30 (Delta's default log retention)."
+    error_message = "delta_log_expiration_days must be null or at least 30 (well above the tables' delta.logRetentionDuration of 7 days)."
   }
 }
 

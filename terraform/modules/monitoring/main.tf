@@ -75,6 +75,7 @@ locals {
     freshness      = { metric = "FreshnessMs", pattern = "{ $.message = \"batch committed\" && $.freshness_ms = * }", value = "$.freshness_ms", unit = "Milliseconds", default = null }
     commits        = { metric = "BatchesCommitted", pattern = local.batch_committed, value = "1", unit = "Count", default = 0 }
     errors         = { metric = "WriterErrors", pattern = "{ $.level = \"ERROR\" }", value = "1", unit = "Count", default = 0 }
+    shards_unread  = { metric = "ShardsUnread", pattern = "{ $.message = \"lease state\" && $.shards_unread = * }", value = "$.shards_unread", unit = "Count", default = null }
   }
 
   compactor_metric_filters = {
@@ -135,6 +136,29 @@ resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = var.tags
+}
+
+# A readable shard that no writer reads (unowned, held by an expired lease, or owned by a
+# writer that stopped reading it) has no GetRecords calls, hence no iterator age: the lag
+# alarm above cannot see it. Every writer logs its view at least once a minute; the alarm
+# fires when even the most optimistic writer saw unread shards for 10 minutes (far beyond a
+# lease duration, so a normal takeover never trips it).
+resource "aws_cloudwatch_metric_alarm" "shards_unread" {
+  alarm_name          = "${var.name_prefix}-shards-unread"
+  alarm_description   = "Shards of ${var.stream_name} with records nobody reads, for 10 minutes (see the writer's 'lease state' log lines)."
+  namespace           = local.ns
+  metric_name         = "ShardsUnread"
+  statistic           = "Minimum"
+  period              = 300
+  evaluation_periods  = 2
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.writer]
 }
 
 resource "aws_cloudwatch_metric_alarm" "rejected_spike" {
@@ -227,9 +251,14 @@ resource "aws_cloudwatch_metric_alarm" "compactor_failed" {
   depends_on = [aws_cloudwatch_log_metric_filter.compactor]
 }
 
+# Missing data = no compactor log line at all in the window: before the first scheduled run of a
+# new environment, or because nothing starts the task any more. "missing" keeps the alarm in
+# INSUFFICIENT_DATA then (a new environment does not page); a run that logged anything but success
+# emits 0 (metric filter default) and breaches. Schedules that fail to start the task are caught
+# by compactor_schedule_failing, tasks that die by the EventBridge rule below.
 resource "aws_cloudwatch_metric_alarm" "compactor_not_succeeding" {
   alarm_name          = "${var.name_prefix}-compactor-not-succeeding"
-  alarm_description   = "No successful compactor run within ${var.compactor_success_window_seconds} s (crashes, OOM kills and schedule failures included)."
+  alarm_description   = "Compactor runs logged in the last ${var.compactor_success_window_seconds} s, but none succeeded (INSUFFICIENT_DATA = no run logged at all in the window)."
   namespace           = local.ns
   metric_name         = "CompactorRunsSucceeded"
   statistic           = "Sum"
@@ -237,7 +266,7 @@ resource "aws_cloudwatch_metric_alarm" "compactor_not_succeeding" {
   evaluation_periods  = 1
   comparison_operator = "LessThanThreshold"
   threshold           = 1
-  treat_missing_data  = "breaching"
+  treat_missing_data  = "missing"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = var.tags
@@ -245,19 +274,125 @@ resource "aws_cloudwatch_metric_alarm" "compactor_not_succeeding" {
   depends_on = [aws_cloudwatch_log_metric_filter.compactor]
 }
 
+resource "aws_cloudwatch_metric_alarm" "compactor_schedule_failing" {
+  alarm_name          = "${var.name_prefix}-compactor-schedule-failing"
+  alarm_description   = "EventBridge Scheduler could not start a compactor task (RunTask failed: permissions, capacity, bad task definition)."
+  namespace           = "AWS/Scheduler"
+  metric_name         = "TargetErrorCount"
+  dimensions          = { ScheduleGroup = var.schedule_group_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# ------------------------------------------------------------------ writer errors, producer throttling, no commits
+
+resource "aws_cloudwatch_metric_alarm" "writer_errors" {
+  alarm_name          = "${var.name_prefix}-writer-errors"
+  alarm_description   = "The writer logged more than ${var.writer_errors_threshold} ERROR lines within 5 minutes (see the writer log group)."
+  namespace           = local.ns
+  metric_name         = "WriterErrors"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.writer_errors_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.writer]
+}
+
+resource "aws_cloudwatch_metric_alarm" "kinesis_write_throttled" {
+  alarm_name          = "${var.name_prefix}-kinesis-write-throttled"
+  alarm_description   = "Producers are throttled by ${var.stream_name} (WriteProvisionedThroughputExceeded): records are delayed, or dropped by producers that give up. Add shards or switch to ON_DEMAND."
+  namespace           = "AWS/Kinesis"
+  metric_name         = "WriteProvisionedThroughputExceeded"
+  dimensions          = { StreamName = var.stream_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# The freshness alarm above needs commits to measure; when none happens at all (writer stuck,
+# crash-looping, denied on S3) it has no data. This one fires when records keep arriving in the
+# stream while no batch is committed for no_commit_window_minutes.
+resource "aws_cloudwatch_metric_alarm" "no_commits" {
+  alarm_name          = "${var.name_prefix}-no-commits"
+  alarm_description   = "Records reach ${var.stream_name} but the writer committed no batch for ${var.no_commit_window_minutes} minutes."
+  evaluation_periods  = var.no_commit_window_minutes
+  datapoints_to_alarm = var.no_commit_window_minutes
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  threshold           = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  # 1 for each minute with incoming records and no commit in the window up to it.
+  metric_query {
+    id          = "stalled"
+    expression  = "IF(FILL(incoming, 0) > 0 AND FILL(commits, 0) == 0, 1, 0)"
+    label       = "records arriving, nothing committed"
+    return_data = true
+  }
+
+  metric_query {
+    id = "incoming"
+    metric {
+      namespace   = "AWS/Kinesis"
+      metric_name = "IncomingRecords"
+      dimensions  = { StreamName = var.stream_name }
+      stat        = "Sum"
+      period      = 60
+    }
+  }
+
+  metric_query {
+    id = "commits"
+    metric {
+      namespace   = local.ns
+      metric_name = "BatchesCommitted"
+      stat        = "Sum"
+      period      = 60
+    }
+  }
+
+  depends_on = [aws_cloudwatch_log_metric_filter.writer]
+}
+
 # ------------------------------------------------------------------ compactor task stopped with an error
 
 resource "aws_cloudwatch_event_rule" "compactor_failed" {
   name        = "${var.name_prefix}-compactor-task-failed"
-  description = "A compactor task stopped with a non-zero exit code."
+  description = "A compactor task stopped with a non-zero exit code or failed to start."
   event_pattern = jsonencode({
     source        = ["aws.ecs"]
     "detail-type" = ["ECS Task State Change"]
     detail = {
       clusterArn        = [var.cluster_arn]
       lastStatus        = ["STOPPED"]
-      taskDefinitionArn = [{ prefix = "${var.compactor_task_definition_arn_without_revision}:" }]
-      containers        = { exitCode = [{ "anything-but" = 0 }] }
+      taskDefinitionArn = [for arn in var.compactor_task_definition_arns_without_revision : { prefix = "${arn}:" }]
+      # A container that exited non-zero (incl. OOM kill, 137), or a task that never started
+      # (image pull, ENI, secrets: no exit code at all).
+      "$or" = [
+        { containers = { exitCode = [{ "anything-but" = 0 }] } },
+        { stopCode = ["TaskFailedToStart"] },
+      ]
     }
   })
   tags = var.tags
@@ -273,6 +408,6 @@ resource "aws_cloudwatch_event_target" "compactor_failed" {
       reason   = "$.detail.stoppedReason"
       stopCode = "$.detail.stopCode"
     }
-    input_template = "\"${var.name_prefix}: compactor task <task> stopped with a non-zero exit code (<stopCode>: <reason>).\""
+    input_template = "\"${var.name_prefix}: compactor task <task> stopped with an error (<stopCode>: <reason>).\""
   }
 }

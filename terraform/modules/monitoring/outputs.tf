@@ -18,5 +18,10 @@ output "alarm_names" {
     aws_cloudwatch_metric_alarm.writer_down.alarm_name,
     aws_cloudwatch_metric_alarm.compactor_failed.alarm_name,
     aws_cloudwatch_metric_alarm.compactor_not_succeeding.alarm_name,
+    aws_cloudwatch_metric_alarm.compactor_schedule_failing.alarm_name,
+    aws_cloudwatch_metric_alarm.shards_unread.alarm_name,
+    aws_cloudwatch_metric_alarm.writer_errors.alarm_name,
+    aws_cloudwatch_metric_alarm.kinesis_write_throttled.alarm_name,
+    aws_cloudwatch_metric_alarm.no_commits.alarm_name,
   ]
 }

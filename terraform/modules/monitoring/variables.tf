@@ -54,8 +54,13 @@ variable "compactor_log_group_name" {
   type        = string
 }
 
-variable "compactor_task_definition_arn_without_revision" {
-  description = "Compactor task definition ARN without revision (matches stopped compactor tasks)."
+variable "compactor_task_definition_arns_without_revision" {
+  description = "Compactor task definition ARNs without revision, one per table (match stopped compactor tasks)."
+  type        = list(string)
+}
+
+variable "schedule_group_name" {
+  description = "EventBridge Scheduler group of the compactor schedules (its failed invocations alarm)."
   type        = string
 }
 
@@ -81,6 +86,23 @@ variable "freshness_threshold_ms" {
   description = "Alarm when the p99 time from Kinesis arrival to visible in the table exceeds this over 5 minutes (the writer aims at its flush interval)."
   type        = number
   default     = 60000
+}
+
+variable "writer_errors_threshold" {
+  description = "Alarm when the writer logs more ERROR lines than this within 5 minutes."
+  type        = number
+  default     = 0
+}
+
+variable "no_commit_window_minutes" {
+  description = "Alarm when records reach the stream but no batch is committed for this many minutes (freshness when no commit happens at all)."
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = var.no_commit_window_minutes >= 5 && var.no_commit_window_minutes <= 60
+    error_message = "no_commit_window_minutes must be between 5 and 60."
+  }
 }
 
 variable "compactor_success_window_seconds" {

@@ -73,9 +73,34 @@ output "writer_service_name" {
   value       = module.compute.writer_service_name
 }
 
-output "compactor_schedule_name" {
-  description = "Scheduler schedule of the compactor."
-  value       = module.compute.compactor_schedule_name
+output "compactor_schedule_names" {
+  description = "Scheduler schedules of the compactor, per table."
+  value       = module.compute.compactor_schedule_names
+}
+
+output "compactor_task_definition_families" {
+  description = "Task definition families of the compactor, per table (run one by hand: see README runbook)."
+  value       = module.compute.compactor_task_definition_families
+}
+
+output "writer_role_arn" {
+  description = "Task role of the writer."
+  value       = module.iam.writer_role_arn
+}
+
+output "compactor_role_arn" {
+  description = "Task role of the compactor."
+  value       = module.iam.compactor_role_arn
+}
+
+output "producer_policy_arn" {
+  description = "Managed policy to attach to producer roles (PutRecords + the stream's KMS key)."
+  value       = module.iam.producer_policy_arn
+}
+
+output "analyst_policy_arn" {
+  description = "Managed policy to attach to analyst roles (Athena workgroup, Glue, results, read-only lake)."
+  value       = module.iam.analyst_policy_arn
 }
 
 output "ecr_repository_url" {
@@ -96,4 +121,14 @@ output "dashboard_name" {
 output "metrics_namespace" {
   description = "Namespace of the log-derived metrics."
   value       = local.metrics_namespace
+}
+
+output "vpc_id" {
+  description = "VPC of the tasks."
+  value       = module.network.vpc_id
+}
+
+output "subnet_ids" {
+  description = "Subnets of the tasks."
+  value       = module.network.subnet_ids
 }

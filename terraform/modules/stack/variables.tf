@@ -74,14 +74,45 @@ variable "athena_bytes_scanned_cutoff" {
 
 # ---------------------------------------------------------------- compute
 
-variable "vpc_id" {
-  description = "VPC of the ECS tasks."
+variable "create_vpc" {
+  description = "Create a private-only VPC (no NAT) with the data path's VPC endpoints for the tasks (modules/network). false: use vpc_id / subnet_ids."
+  type        = bool
+  default     = false
+}
+
+variable "vpc_cidr" {
+  description = "CIDR of the created VPC (create_vpc)."
   type        = string
+  default     = "10.40.0.0/16"
+}
+
+variable "create_vpc_endpoints" {
+  description = "With an existing VPC: also create the S3/DynamoDB gateway and Kinesis/ECR/Logs/STS interface endpoints in it (false when it already has them or uses NAT)."
+  type        = bool
+  default     = false
+}
+
+variable "route_table_ids" {
+  description = "Route tables of subnet_ids, for the gateway endpoints (create_vpc_endpoints with an existing VPC)."
+  type        = list(string)
+  default     = []
+}
+
+variable "vpc_id" {
+  description = "VPC of the ECS tasks (unless create_vpc)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.vpc_id != null || var.create_vpc
+    error_message = "Set vpc_id and subnet_ids, or create_vpc = true."
+  }
 }
 
 variable "subnet_ids" {
-  description = "Private subnets of the ECS tasks."
+  description = "Private subnets of the ECS tasks (unless create_vpc)."
   type        = list(string)
+  default     = []
 }
 
 variable "assign_public_ip" {
@@ -107,6 +138,12 @@ variable "writer_desired_count" {
   default     = 1
 }
 
+variable "writer_max_count" {
+  description = "Upper bound of writer autoscaling (0 or writer_desired_count = no scaling). Capped at stream_shard_count for a PROVISIONED stream: more writers than shards only stand by."
+  type        = number
+  default     = 0
+}
+
 variable "writer_cpu" {
   description = "CPU units of a writer task."
   type        = number
@@ -117,6 +154,12 @@ variable "writer_memory" {
   description = "Memory (MiB) of a writer task."
   type        = number
   default     = 2048
+}
+
+variable "writer_dedupe_memory_mb" {
+  description = "WRITER_DEDUPE_MEMORY_MB (dedupe key index budget). null = 40% of writer_memory."
+  type        = number
+  default     = null
 }
 
 variable "writer_flush_interval" {

@@ -25,6 +25,9 @@ mock_provider "aws" {
   mock_resource "aws_iam_role" {
     defaults = { arn = "arn:aws:iam::111122223333:role/events-lake-test-x" }
   }
+  mock_resource "aws_appautoscaling_policy" {
+    defaults = { arn = "arn:aws:autoscaling:eu-west-1:111122223333:scalingPolicy:00000000-0000-0000-0000-000000000000:resource/ecs/service/events-lake-test/writer:policyName/events-lake-test-writer-lag" }
+  }
   mock_resource "aws_ecs_task_definition" {
     defaults = {
       arn                  = "arn:aws:ecs:eu-west-1:111122223333:task-definition/events-lake-test-compactor:1"
@@ -54,6 +57,8 @@ variables {
   metrics_namespace         = "EventsLake/test"
   log_group_name_prefix     = "/events-lake/events-lake-test/"
   writer_desired_count      = 2
+  writer_role_arn           = "arn:aws:iam::111122223333:role/events-lake-test-writer"
+  compactor_role_arn        = "arn:aws:iam::111122223333:role/events-lake-test-compactor"
 }
 
 run "writer_container_contract" {
@@ -65,17 +70,19 @@ run "writer_container_contract" {
     condition = {
       for e in jsondecode(aws_ecs_task_definition.writer.container_definitions)[0].environment : e.name => e.value
       } == {
-      WRITER_STREAM         = "events-lake-test-events"
-      WRITER_TABLE          = "s3://events-lake-test-lake-111122223333/lake/events"
-      WRITER_REJECTED_TABLE = "s3://events-lake-test-lake-111122223333/lake/events_rejected"
-      WRITER_LEASE_TABLE    = "events-lake-test-shard-leases"
-      WRITER_LOCK_TABLE     = "events-lake-test-delta-lock"
-      WRITER_COMMIT_LOCK    = "dynamodb"
-      WRITER_FLUSH_INTERVAL = "30s"
-      WRITER_METRICS_PORT   = "9898"
-      LOG_FORMAT            = "json"
-      RUST_LOG              = "info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn"
-      AWS_REGION            = "eu-west-1"
+      WRITER_STREAM            = "events-lake-test-events"
+      WRITER_TABLE             = "s3://events-lake-test-lake-111122223333/lake/events"
+      WRITER_REJECTED_TABLE    = "s3://events-lake-test-lake-111122223333/lake/events_rejected"
+      WRITER_LEASE_TABLE       = "events-lake-test-shard-leases"
+      WRITER_LOCK_TABLE        = "events-lake-test-delta-lock"
+      WRITER_COMMIT_LOCK       = "dynamodb"
+      WRITER_FLUSH_INTERVAL    = "30s"
+      WRITER_METRICS_PORT      = "9898"
+      WRITER_SHUTDOWN_DEADLINE = "105s"
+      WRITER_DEDUPE_MEMORY_MB  = "819"
+      LOG_FORMAT               = "json"
+      RUST_LOG                 = "info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn"
+      AWS_REGION               = "eu-west-1"
     }
     error_message = "The writer environment must follow the contract."
   }
@@ -92,6 +99,10 @@ run "writer_container_contract" {
     error_message = "The writer is a Fargate service with the desired count."
   }
   assert {
+    condition     = aws_ecs_service.writer.wait_for_steady_state
+    error_message = "apply must fail when the writer never becomes healthy (issue 13, defect 1 went unnoticed)."
+  }
+  assert {
     condition     = !aws_ecs_service.writer.network_configuration[0].assign_public_ip
     error_message = "No public IP by default."
   }
@@ -99,12 +110,14 @@ run "writer_container_contract" {
 
 run "compactor_scheduled_task_contract" {
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.compactor.container_definitions)[0].command == ["compactor", "run"]
+    condition = alltrue([
+      for td in aws_ecs_task_definition.compactor : jsondecode(td.container_definitions)[0].command == ["compactor", "run"]
+    ])
     error_message = "The compactor runs `compactor run`."
   }
   assert {
     condition = {
-      for e in jsondecode(aws_ecs_task_definition.compactor.container_definitions)[0].environment : e.name => e.value
+      for e in jsondecode(aws_ecs_task_definition.compactor["events"].container_definitions)[0].environment : e.name => e.value
       } == {
       COMPACTOR_TABLE       = "s3://events-lake-test-lake-111122223333/lake/events"
       COMPACTOR_COMMIT_LOCK = "dynamodb"
@@ -116,12 +129,138 @@ run "compactor_scheduled_task_contract" {
     error_message = "The compactor environment must follow the contract."
   }
   assert {
-    condition     = aws_scheduler_schedule.compactor.schedule_expression == "rate(6 hours)"
+    condition     = aws_scheduler_schedule.compactor["events"].schedule_expression == "rate(6 hours)"
     error_message = "Default schedule is every 6 hours."
   }
   assert {
-    condition     = aws_scheduler_schedule.compactor.target[0].ecs_parameters[0].launch_type == "FARGATE"
+    condition     = alltrue([for sc in aws_scheduler_schedule.compactor : sc.target[0].ecs_parameters[0].launch_type == "FARGATE"])
     error_message = "The schedule starts a Fargate task."
+  }
+}
+
+# Issue 13, defect 5: the rejected table was never compacted nor vacuumed.
+run "compactor_maintains_both_tables" {
+  assert {
+    condition = toset([
+      for td in aws_ecs_task_definition.compactor :
+      one([for e in jsondecode(td.container_definitions)[0].environment : e.value if e.name == "COMPACTOR_TABLE"])
+      ]) == toset([
+      "s3://events-lake-test-lake-111122223333/lake/events",
+      "s3://events-lake-test-lake-111122223333/lake/events_rejected",
+    ])
+    error_message = "There must be a compactor task for the events AND the rejected table."
+  }
+  assert {
+    condition = alltrue([
+      for k, td in aws_ecs_task_definition.compactor :
+      aws_scheduler_schedule.compactor[k].state == "ENABLED" && td.task_role_arn == var.compactor_role_arn
+    ])
+    error_message = "Each table's compactor task must be scheduled and run as the compactor role."
+  }
+  assert {
+    condition = toset(one([
+      for s in jsondecode(aws_iam_role_policy.scheduler.policy).Statement : s.Resource if s.Sid == "RunCompactorTask"
+      ])) == toset(flatten([
+      for td in aws_ecs_task_definition.compactor : [td.arn_without_revision, "${td.arn_without_revision}:*"]
+    ]))
+    error_message = "The scheduler may run both compactor task definitions (and nothing else)."
+  }
+}
+
+# Issue 13, defect 6: stopTimeout had no effect while the writer's deadline stayed 25 s.
+run "writer_shutdown_fits_in_stop_timeout" {
+  assert {
+    condition = (
+      tonumber(trimsuffix(one([for e in jsondecode(aws_ecs_task_definition.writer.container_definitions)[0].environment : e.value if e.name == "WRITER_SHUTDOWN_DEADLINE"]), "s")) + 10
+      <= jsondecode(aws_ecs_task_definition.writer.container_definitions)[0].stopTimeout
+    )
+    error_message = "WRITER_SHUTDOWN_DEADLINE must end (with 10 s to spare) before ECS kills the writer at stopTimeout."
+  }
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.writer.container_definitions)[0].stopTimeout == 120
+    error_message = "The writer gets Fargate's maximum stopTimeout by default."
+  }
+}
+
+run "writer_shutdown_follows_a_shorter_stop_timeout" {
+  variables {
+    writer_stop_timeout_seconds = 60
+  }
+  assert {
+    condition = (
+      jsondecode(aws_ecs_task_definition.writer.container_definitions)[0].stopTimeout == 60 &&
+      contains(jsondecode(aws_ecs_task_definition.writer.container_definitions)[0].environment, { name = "WRITER_SHUTDOWN_DEADLINE", value = "45s" })
+    )
+    error_message = "The shutdown deadline follows stopTimeout."
+  }
+}
+
+# Issue 13, defect 2: the binary's default dedupe budget (1 GiB + 128 MiB) exceeded the dev task.
+run "dedupe_budget_derived_from_task_memory" {
+  variables {
+    writer_memory = 1024
+  }
+  assert {
+    condition     = contains(jsondecode(aws_ecs_task_definition.writer.container_definitions)[0].environment, { name = "WRITER_DEDUPE_MEMORY_MB", value = "409" })
+    error_message = "A 1 GiB writer task gets a 409 MiB (40%) dedupe budget."
+  }
+  assert {
+    condition = (
+      tonumber(one([for e in jsondecode(aws_ecs_task_definition.writer.container_definitions)[0].environment : e.value if e.name == "WRITER_DEDUPE_MEMORY_MB"])) + 128
+      <= aws_ecs_task_definition.writer.memory * 0.6
+    )
+    error_message = "Events + rejected (128 MiB) indexes must leave at least 40% of the task for Arrow/Parquet."
+  }
+}
+
+run "dedupe_budget_override" {
+  variables {
+    writer_dedupe_memory_mb = 300
+  }
+  assert {
+    condition     = contains(jsondecode(aws_ecs_task_definition.writer.container_definitions)[0].environment, { name = "WRITER_DEDUPE_MEMORY_MB", value = "300" })
+    error_message = "writer_dedupe_memory_mb overrides the derived budget."
+  }
+}
+
+# Issue 13, defect 6: non-blocking awslogs may drop the lines the metric filters count.
+run "logs_are_never_dropped" {
+  assert {
+    condition = alltrue([
+      for c in concat(
+        jsondecode(aws_ecs_task_definition.writer.container_definitions),
+        flatten([for td in aws_ecs_task_definition.compactor : jsondecode(td.container_definitions)]),
+      ) : c.logConfiguration.logDriver == "awslogs" && c.logConfiguration.options.mode == "blocking"
+    ])
+    error_message = "awslogs must run in blocking mode (non-blocking drops lines the alarms count)."
+  }
+}
+
+# Issue 13, defect 6: the lifecycle policy kept "the last 30 images" of any tag status, so 30
+# pushes without a deploy expired the image in service.
+run "ecr_lifecycle_never_expires_tagged_images" {
+  assert {
+    condition = alltrue([
+      for r in jsondecode(aws_ecr_lifecycle_policy.this.policy).rules : r.selection.tagStatus == "untagged"
+    ])
+    error_message = "By default only untagged images may expire (the image in service is tagged)."
+  }
+  assert {
+    condition     = length(jsondecode(aws_ecr_lifecycle_policy.this.policy).rules) >= 1
+    error_message = "Untagged images must expire."
+  }
+}
+
+run "ecr_lifecycle_optional_tagged_cap" {
+  variables {
+    ecr_tagged_image_retention_count = 100
+  }
+  assert {
+    condition = anytrue([
+      for r in jsondecode(aws_ecr_lifecycle_policy.this.policy).rules :
+      r.selection.tagStatus == "tagged" && r.selection.countType == "imageCountMoreThan" && r.selection.countNumber == 100
+    ])
+    error_message = "The opt-in cap keeps the newest N tagged images."
   }
 }
 
@@ -139,66 +278,55 @@ run "logs_encrypted" {
   }
 }
 
-run "least_privilege_policies" {
-  # Every data statement names resources; "*" only for actions without resource-level permissions.
+run "least_privilege_plumbing_policies" {
   assert {
     condition = alltrue(flatten([
-      for p in [aws_iam_role_policy.writer.policy, aws_iam_role_policy.compactor.policy, aws_iam_role_policy.execution.policy, aws_iam_role_policy.scheduler.policy] : [
+      for p in [aws_iam_role_policy.execution.policy, aws_iam_role_policy.scheduler.policy] : [
         for s in jsondecode(p).Statement :
-        s.Resource != "*" || contains([["cloudwatch:PutMetricData"], ["ecr:GetAuthorizationToken"]], s.Action)
+        s.Resource != "*" || s.Action == ["ecr:GetAuthorizationToken"]
       ]
     ]))
-    error_message = "Only PutMetricData and GetAuthorizationToken may use Resource \"*\"."
-  }
-  assert {
-    condition = alltrue(flatten([
-      for p in [aws_iam_role_policy.writer.policy, aws_iam_role_policy.compactor.policy] : [
-        for s in jsondecode(p).Statement :
-        s.Condition.StringEquals["cloudwatch:namespace"] == "EventsLake/test" if s.Action == ["cloudwatch:PutMetricData"]
-      ]
-    ]))
-    error_message = "PutMetricData must be limited to the environment namespace."
-  }
-  assert {
-    condition = alltrue(flatten([
-      for p in [aws_iam_role_policy.writer.policy, aws_iam_role_policy.compactor.policy] : [
-        for s in jsondecode(p).Statement : [for a in s.Action : !strcontains(a, "*")]
-      ]
-    ]))
-    error_message = "Task roles must not use wildcard actions."
+    error_message = "Only GetAuthorizationToken may use Resource \"*\"."
   }
   assert {
     condition = one([
-      for s in jsondecode(aws_iam_role_policy.writer.policy).Statement : s.Resource if s.Sid == "ReadOwnStream"
-    ]) == [var.stream_arn]
-    error_message = "Kinesis access is limited to the stream."
+      for s in jsondecode(aws_iam_role_policy.scheduler.policy).Statement : s.Resource if s.Sid == "PassCompactorRoles"
+    ]) == ["arn:aws:iam::111122223333:role/events-lake-test-x", var.compactor_role_arn]
+    error_message = "The scheduler passes only the execution role and the compactor role."
   }
   assert {
-    condition = one([
-      for s in jsondecode(aws_iam_role_policy.writer.policy).Statement : s.Resource if s.Sid == "ReadWriteTableObjects"
-      ]) == [
-      "arn:aws:s3:::events-lake-test-lake-111122223333/lake/events/*",
-      "arn:aws:s3:::events-lake-test-lake-111122223333/lake/events_rejected/*",
-    ]
-    error_message = "S3 object access is limited to the table prefixes."
+    condition     = aws_ecs_task_definition.writer.task_role_arn == var.writer_role_arn
+    error_message = "The writer runs as the writer role."
+  }
+}
+
+run "writer_fixed_count_without_autoscaling" {
+  assert {
+    condition = (
+      aws_appautoscaling_target.writer.min_capacity == 2 && aws_appautoscaling_target.writer.max_capacity == 2 &&
+      length(aws_appautoscaling_policy.writer_cpu) == 0 && length(aws_appautoscaling_policy.writer_lag) == 0
+    )
+    error_message = "writer_max_count unset: the count is fixed at writer_desired_count."
+  }
+}
+
+run "writer_autoscaling_bounds" {
+  variables {
+    writer_max_count = 6
   }
   assert {
-    condition = one([
-      for s in jsondecode(aws_iam_role_policy.writer.policy).Statement : s.Resource if s.Sid == "LockAndLeaseItems"
-    ]) == [var.lock_table_arn, var.lease_table_arn]
-    error_message = "DynamoDB access is limited to the lock and lease tables."
+    condition = (
+      aws_appautoscaling_target.writer.min_capacity == 2 && aws_appautoscaling_target.writer.max_capacity == 6 &&
+      aws_appautoscaling_target.writer.resource_id == "service/events-lake-test/writer"
+    )
+    error_message = "Autoscaling between writer_desired_count and writer_max_count."
   }
   assert {
-    condition = one([
-      for s in jsondecode(aws_iam_role_policy.compactor.policy).Statement : s.Resource if s.Sid == "CommitLockItems"
-    ]) == [var.lock_table_arn]
-    error_message = "The compactor only touches the lock table."
-  }
-  assert {
-    condition = alltrue([
-      for s in jsondecode(aws_iam_role_policy.compactor.policy).Statement :
-      !strcontains(jsonencode(s.Resource), "kinesis") && !strcontains(jsonencode(s.Resource), "shard-leases")
-    ])
-    error_message = "The compactor has no access to the stream or the lease table."
+    condition = (
+      aws_appautoscaling_policy.writer_cpu[0].target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].predefined_metric_type == "ECSServiceAverageCPUUtilization" &&
+      aws_cloudwatch_metric_alarm.writer_lag_scale_out[0].metric_name == "GetRecords.IteratorAgeMilliseconds" &&
+      aws_cloudwatch_metric_alarm.writer_lag_scale_out[0].alarm_actions == toset([aws_appautoscaling_policy.writer_lag[0].arn])
+    )
+    error_message = "Scale on CPU and on iterator age."
   }
 }

@@ -76,10 +76,13 @@ run "buckets_private_and_tls_only" {
 run "lifecycle_cleans_temporary_commit_files" {
   assert {
     condition = alltrue([
-      for p in ["lake/events/_delta_log/.tmp/", "lake/events_rejected/_delta_log/.tmp/", "lake/events/_delta_log/_commit_"] :
-      anytrue([for r in aws_s3_bucket_lifecycle_configuration.lake.rule : try(r.filter[0].prefix == p && r.expiration[0].days == 3, false)])
+      for p in [
+        "lake/events/_delta_log/.tmp/", "lake/events_rejected/_delta_log/.tmp/",
+        "lake/events/_delta_log/_commit_", "lake/events_rejected/_delta_log/_commit_",
+      ] :
+      anytrue([for r in aws_s3_bucket_lifecycle_configuration.lake.rule : try(r.filter[0].prefix == p && r.expiration[0].days == 30, false)])
     ])
-    error_message = "Temporary commit files of both tables must expire."
+    error_message = "Temporary commit files of both tables must expire, after 30 days."
   }
   assert {
     condition     = anytrue([for r in aws_s3_bucket_lifecycle_configuration.lake.rule : try(r.noncurrent_version_expiration[0].noncurrent_days, 0) == 30])
@@ -89,6 +92,49 @@ run "lifecycle_cleans_temporary_commit_files" {
     condition     = !anytrue([for r in aws_s3_bucket_lifecycle_configuration.lake.rule : strcontains(r.id, "old-log-files")])
     error_message = "Old log files are not expired by S3 unless delta_log_expiration_days is set."
   }
+}
+
+# Issue 13, defect 3: the temp-file rule once expired .tmp/ files after 3 days while an
+# incomplete lock entry (no TTL until completed, storage/src/lock/dynamodb.rs) needs its temp
+# file until it is repaired. Every rule that expires current objects is checked against keys
+# of each kind the protocol writes: log entries, checkpoints and data files must never match;
+# temp files may only expire after 30 days or more (and must expire, or .tmp/ grows forever).
+run "expiry_never_hits_what_the_lock_protocol_needs" {
+  assert {
+    condition = alltrue(flatten([
+      for r in aws_s3_bucket_lifecycle_configuration.lake.rule : [
+        for k in [
+          "lake/events/_delta_log/00000000000000000042.json",
+          "lake/events/_delta_log/00000000000000000040.checkpoint.parquet",
+          "lake/events/_delta_log/_last_checkpoint",
+          "lake/events/event_type=payment/created_date=2024-03-17/part-00000-0a1b.zstd.parquet",
+          "lake/events_rejected/_delta_log/00000000000000000007.json",
+          "lake/events_rejected/_delta_log/_last_checkpoint",
+          "lake/events_rejected/rejected_date=2024-03-17/part-00000-0a1b.zstd.parquet",
+        ] : !startswith(k, coalesce(try(r.filter[0].prefix, null), ""))
+      ] if try(r.expiration[0].days, null) != null && !try(r.expiration[0].expired_object_delete_marker, false)
+    ]))
+    error_message = "A rule expiring current objects matches a Delta log entry, checkpoint or data file."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for r in aws_s3_bucket_lifecycle_configuration.lake.rule : [
+        for k in [
+          "lake/events/_delta_log/.tmp/00000000000000000042.json.6f1c2d3e-0000-4000-8000-000000000000",
+          "lake/events_rejected/_delta_log/.tmp/00000000000000000007.json.6f1c2d3e-0000-4000-8000-000000000000",
+        ] : r.expiration[0].days >= 30 if startswith(k, coalesce(try(r.filter[0].prefix, null), ""))
+      ] if try(r.expiration[0].days, null) != null && !try(r.expiration[0].expired_object_delete_marker, false)
+    ]))
+    error_message = "A lock temp file (_delta_log/.tmp/) must not expire before 30 days: an incomplete lock entry is repaired from it."
+  }
+}
+
+run "tmp_expiry_below_lock_need_is_refused" {
+  command = plan
+  variables {
+    tmp_object_expiration_days = 3
+  }
+  expect_failures = [var.tmp_object_expiration_days]
 }
 
 run "old_log_expiry_opt_in" {
@@ -153,6 +199,19 @@ run "glue_registers_native_delta_tables" {
       "source_shard:string", "source_position:string", "ingested_at:timestamp",
     ]
     error_message = "Events columns must match the contract."
+  }
+  assert {
+    condition = one([
+      for c in aws_glue_catalog_table.events.storage_descriptor[0].columns : strcontains(c.comment, "seconds") && !strcontains(c.comment, "milli") if c.name == "created_at"
+    ])
+    error_message = "created_at holds Unix epoch seconds (schemas crate: Long, whole seconds), not milliseconds."
+  }
+  assert {
+    condition = [for c in aws_glue_catalog_table.rejected[0].storage_descriptor[0].columns : "${c.name}:${c.type}"] == [
+      "rejection_id:string", "raw:binary", "reason:string", "message:string", "source:string",
+      "source_shard:string", "source_position:string", "rejected_at:timestamp",
+    ]
+    error_message = "Rejected columns must match schemas::table::REJECTED (rejection_id first)."
   }
   assert {
     condition     = [for k in aws_glue_catalog_table.rejected[0].partition_keys : "${k.name}:${k.type}"] == ["rejected_date:date"]

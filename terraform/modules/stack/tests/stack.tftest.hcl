@@ -43,6 +43,15 @@ mock_provider "aws" {
       arn_without_revision = "arn:aws:ecs:eu-west-1:111122223333:task-definition/events-lake-dev-x"
     }
   }
+  mock_resource "aws_appautoscaling_policy" {
+    defaults = { arn = "arn:aws:autoscaling:eu-west-1:111122223333:scalingPolicy:00000000-0000-0000-0000-000000000000:resource/ecs/service/events-lake-dev/writer:policyName/events-lake-dev-writer-lag" }
+  }
+  mock_data "aws_vpc" {
+    defaults = { cidr_block = "10.0.0.0/16" }
+  }
+  mock_data "aws_availability_zones" {
+    defaults = { names = ["eu-west-1a", "eu-west-1b"] }
+  }
   mock_resource "aws_sns_topic" {
     defaults = { arn = "arn:aws:sns:eu-west-1:111122223333:events-lake-dev-alarms" }
   }
@@ -70,6 +79,45 @@ run "whole_stack_wiring" {
   assert {
     condition     = module.kms.key_arn == "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000"
     error_message = "The stack uses its own key."
+  }
+}
+
+run "task_roles_come_from_module_iam" {
+  assert {
+    condition     = module.compute.compactor_task_definition_families == { events = "events-lake-dev-compactor-events", rejected = "events-lake-dev-compactor-rejected" }
+    error_message = "Both tables get a compactor."
+  }
+  assert {
+    condition     = output.writer_role_arn == module.iam.writer_role_arn && output.compactor_role_arn == module.iam.compactor_role_arn
+    error_message = "The stack exposes the task roles of modules/iam."
+  }
+  assert {
+    condition     = output.producer_policy_arn != null && output.analyst_policy_arn != null
+    error_message = "Producer and analyst policies are part of the stack."
+  }
+}
+
+run "writer_autoscaling_bounded_by_shards" {
+  variables {
+    stream_shard_count   = 4
+    writer_desired_count = 2
+    writer_max_count     = 10
+  }
+  assert {
+    condition     = module.compute.writer_autoscaling_bounds.min == 2 && module.compute.writer_autoscaling_bounds.max == 4
+    error_message = "Writer autoscaling must stop at the shard count of a provisioned stream."
+  }
+}
+
+run "optional_private_vpc" {
+  variables {
+    create_vpc = true
+    vpc_id     = null
+    subnet_ids = []
+  }
+  assert {
+    condition     = length(module.network.subnet_ids) == 2 && contains(module.network.endpoint_services, "kinesis-streams") && contains(module.network.endpoint_services, "s3")
+    error_message = "create_vpc gives the tasks private subnets with the data path's endpoints."
   }
 }
 
