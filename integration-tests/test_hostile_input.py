@@ -153,3 +153,26 @@ def test_hostile_corpus(writer_bin, tmp_lake, duck):
     again = ingest(writer_bin, lines, tmp_lake)
     assert (again["written"], again["rejected_written"]) == (0, 0)
     assert again["duplicates"] == len(valid)
+
+
+def test_hostile_corpus_through_the_service_wedges_no_shard(writer_bin, moto):
+    """The same corpus through `writer run` (Kinesis caps a record at 1 MiB, so the 5 MB
+    lines stay out): every record is written or rejected with its reason, the batch commits,
+    and the writer goes idle and exits 0 — no shard retries a poison record forever."""
+    from kinesis_env import Env
+    from s3util import client, duck_s3
+
+    cases = [(line, why) for line, why in hostile_corpus() if len(line) < (1 << 20) - 1024]
+    env = Env(writer_bin, moto, shards=2)
+    k = client(moto, "kinesis")
+    for i, (line, _) in enumerate(cases):
+        k.put_record(StreamName=env.stream, Data=line, PartitionKey=f"p{i}")
+    summary = env.run_until_idle(idle="4s", timeout=240)
+    assert summary["read"] == len(cases), summary
+    assert summary["read"] == summary["written"] + summary["duplicates"] + summary["rejected"]
+    con = duck_s3(moto)
+    got = {r[0] for r in con.execute(f"SELECT event_uuid FROM delta_scan('s3://{env.bucket}/events')").fetchall()}
+    assert got == {json.loads(l)["event_uuid"] for l, why in cases if why is None}
+    reasons = sorted(r[0] for r in con.execute(
+        f"SELECT reason FROM delta_scan('s3://{env.bucket}/events_rejected')").fetchall())
+    assert reasons == sorted(why for _, why in cases if why is not None)

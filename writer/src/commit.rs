@@ -517,10 +517,18 @@ impl TableSink {
                 .table_at_version(&mut self.table)
                 .await
                 .map_err(CommitError::Lake)?;
+        }
+        if self.index.protocol_check_due() {
             // Someone changed the protocol or metadata while we run (e.g. added a CHECK
             // constraint): the checks made when the table was opened must be made again,
-            // since this commit path would not enforce such a feature.
+            // since this commit path would not enforce such a feature. The flag is sticky
+            // (other steps may bring the state forward first) and cleared only here.
+            self.index
+                .table_at_version(&mut self.table)
+                .await
+                .map_err(CommitError::Lake)?;
             storage::check_writable(&self.table, &self.uri).map_err(CommitError::Lake)?;
+            self.index.protocol_checked();
         }
         let op = DeltaOperation::Write {
             mode: SaveMode::Append,

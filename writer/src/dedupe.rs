@@ -144,6 +144,10 @@ pub struct KeyIndex {
     /// by the same log replay as the keys.
     txns: HashMap<String, Option<i64>>,
     table_meta_changed: bool,
+    /// A metadata or protocol change (or a reload) was seen and the table's features have
+    /// not been checked since: stays set until a commit has checked them (see
+    /// [`Self::protocol_checked`]), whatever else brings the delta-rs state forward.
+    protocol_check_due: bool,
 }
 
 /// Counters for metrics and benchmarks.
@@ -176,6 +180,7 @@ impl KeyIndex {
             stats: IndexStats::default(),
             txns: HashMap::new(),
             table_meta_changed: false,
+            protocol_check_due: false,
         }
     }
 
@@ -333,6 +338,7 @@ impl KeyIndex {
         self.scopes.clear();
         self.txns.clear();
         self.table_meta_changed = false;
+        self.protocol_check_due = true;
         self.version = Some(latest);
         self.stats.log_reloads += 1;
         Ok(())
@@ -401,8 +407,10 @@ impl KeyIndex {
                 self.scopes.clear();
                 new_files.clear();
                 self.table_meta_changed = true;
+                self.protocol_check_due = true;
             } else if value.get("protocol").is_some() {
                 self.table_meta_changed = true;
+                self.protocol_check_due = true;
             }
         }
         Ok(())
@@ -413,6 +421,16 @@ impl KeyIndex {
     /// protocol against the new state).
     pub fn table_meta_changed(&self) -> bool {
         self.table_meta_changed
+    }
+
+    /// Whether the table's protocol and metadata must be checked before the next commit.
+    pub fn protocol_check_due(&self) -> bool {
+        self.protocol_check_due
+    }
+
+    /// The check asked for by [`Self::protocol_check_due`] passed.
+    pub fn protocol_checked(&mut self) {
+        self.protocol_check_due = false;
     }
 
     /// Bring `table` (its file list, metadata, protocol) to exactly [`Self::version`].

@@ -141,9 +141,6 @@ impl Prepared {
 
 // ---- Partition-value policy (issue 11, defect 7) -----------------------------------------
 
-/// Default for [`PartitionPolicy::max_new_partitions_per_batch`].
-pub const DEFAULT_MAX_NEW_PARTITIONS_PER_BATCH: usize = 100;
-
 /// What may become an `event_type` partition: the per-record rules
 /// ([`schemas::PartitionRules`]: pattern, allowlist; applied while decoding) and a bound on
 /// how many `event_type` partitions not yet in the table one batch may create.
@@ -152,23 +149,16 @@ pub const DEFAULT_MAX_NEW_PARTITIONS_PER_BATCH: usize = 100;
 /// lowercase words would otherwise make one folder, one file and one Glue partition per
 /// record). The first N new types of a batch, in input order, are admitted; every event of
 /// a type beyond them is rejected with `too_many_new_partitions`, so the batch still
-/// commits. Unlike the per-record rules this depends on the table, so the same record may
-/// be admitted in a later batch: these rejections are meant to be replayed once the types
-/// are reviewed (or the cap raised).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// commits. Unlike the per-record rules this depends on the table and on batch boundaries,
+/// so the same record may be admitted in a later batch — even in a replay after a crash
+/// between the two tables' commits, leaving it in both. That is why the cap is off by
+/// default (README, "Partition values"); its rejections are meant to be replayed once the
+/// types are reviewed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionPolicy {
     pub rules: PartitionRules,
     /// `None`: no cap. `Some(0)`: no new event types at all (only existing partitions).
     pub max_new_partitions_per_batch: Option<usize>,
-}
-
-impl Default for PartitionPolicy {
-    fn default() -> Self {
-        PartitionPolicy {
-            rules: PartitionRules::default(),
-            max_new_partitions_per_batch: Some(DEFAULT_MAX_NEW_PARTITIONS_PER_BATCH),
-        }
-    }
 }
 
 /// The new-partition cap applied to one batch.

@@ -228,7 +228,9 @@ layered_settings! {
         #[arg(long, env = "WRITER_MAX_NEW_PARTITIONS_PER_BATCH")]
         pub max_new_partitions_per_batch: Option<usize>,
         /// Identifier recorded in each commit (and, for `run`, in leases); default: host name
-        /// and process id (plus a random suffix for `run`).
+        /// and process id (plus a random suffix for `run`). For `run` it must be unique per
+        /// running process: it is the lease owner, and two processes sharing it would take
+        /// each other's shards back as their own.
         #[arg(long, env = "WRITER_ID")]
         pub writer_id: Option<String>,
         /// The config file's `[flush]` table (kept from the first file format); folded into

@@ -6,35 +6,19 @@
 //! holding NUL, newlines, `/`, `=`, `%`, spaces or `..` were accepted as partition values.
 //! These tests run the real pipeline on a local table and read both tables back.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+mod common;
 
-use bytes::Bytes;
-use writer::config::{DedupeConfig, FlushPolicy, PipelineConfig, Tables};
+use std::path::Path;
+
+use common::{batch, temp_dir, try_process};
+use writer::config::PipelineConfig;
 use writer::pipeline::{BatchReport, Pipeline};
-use writer::source::{Position, RawRecord};
+use writer::source::RawRecord;
 
 const T: i64 = 1_710_670_530;
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("events-lake-{tag}-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
 fn config(dir: &Path) -> PipelineConfig {
-    PipelineConfig {
-        tables: Tables {
-            events_uri: dir.join("events").display().to_string(),
-            rejected_uri: dir.join("events_rejected").display().to_string(),
-            storage: storage::StorageConfig::default(),
-        },
-        flush: FlushPolicy::default(),
-        dedupe: DedupeConfig::default(),
-        validation: schemas::ValidationRules::default(),
-        partition: writer::pipeline::PartitionPolicy::default(),
-        writer_id: "hostile-input-test".to_string(),
-    }
+    common::config(dir, "hostile-input-test")
 }
 
 fn event(uuid: &str, name: &str) -> Vec<u8> {
@@ -43,20 +27,8 @@ fn event(uuid: &str, name: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-fn batch(lines: Vec<Vec<u8>>) -> Vec<RawRecord> {
-    lines
-        .into_iter()
-        .enumerate()
-        .map(|(i, data)| RawRecord {
-            data: Bytes::from(data),
-            position: Position::Line(i as u64 + 1),
-            judged_at: None,
-        })
-        .collect()
-}
-
 async fn process(p: &mut Pipeline, recs: Vec<RawRecord>) -> BatchReport {
-    p.process("test", recs, Vec::new(), &[], &HashMap::new())
+    try_process(p, recs)
         .await
         .expect("a bad record must not fail the batch")
 }

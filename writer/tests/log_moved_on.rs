@@ -5,54 +5,29 @@
 //! committed at `N+1` again: below the newest checkpoint, so no reader ever saw the rows,
 //! and the rows it should have deduplicated against were not checked either.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod common;
 
-use bytes::Bytes;
+use common::{config, temp_dir};
 use deltalake::DeltaTable;
-use writer::config::{DedupeConfig, FlushPolicy, PipelineConfig, Tables};
 use writer::pipeline::Pipeline;
-use writer::source::{Position, RawRecord};
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("events-lake-{tag}-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn config(dir: &std::path::Path, writer_id: &str) -> PipelineConfig {
-    PipelineConfig {
-        tables: Tables {
-            events_uri: dir.join("events").display().to_string(),
-            rejected_uri: dir.join("events_rejected").display().to_string(),
-            storage: storage::StorageConfig::default(),
-        },
-        flush: FlushPolicy::default(),
-        dedupe: DedupeConfig::default(),
-        validation: schemas::ValidationRules::default(),
-        partition: writer::pipeline::PartitionPolicy::default(),
-        writer_id: writer_id.to_string(),
-    }
-}
+use writer::source::RawRecord;
 
 fn records(event_type: &str, uuids: impl IntoIterator<Item = u32>) -> Vec<RawRecord> {
-    uuids
-        .into_iter()
-        .enumerate()
-        .map(|(i, n)| RawRecord {
-            data: Bytes::from(format!(
+    common::batch(
+        uuids
+            .into_iter()
+            .map(|n| {
+            format!(
                 r#"{{"event_uuid":"00000000-0000-4000-8000-{n:012}","event_name":"{event_type}:x","created_at":1710670530}}"#
-            )),
-            position: Position::Line(i as u64 + 1),
-            judged_at: None,
+            )
+            .into_bytes()
         })
-        .collect()
+        .collect(),
+    )
 }
 
 async fn process(p: &mut Pipeline, recs: Vec<RawRecord>) -> writer::pipeline::BatchReport {
-    p.process("test", recs, Vec::new(), &[], &HashMap::new())
-        .await
-        .expect("batch commits")
+    common::try_process(p, recs).await.expect("batch commits")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -364,7 +364,7 @@ impl Service {
         // conflicts with other writers must not let our leases expire and bounce between
         // workers (fencing would keep the data right, but balance would thrash).
         let renew_every = self.cfg.lease_duration / 3;
-        // One error per shard: a lease found lost is not renewed (nor reported) again.
+        // Leases found lost during this flush: not renewed (nor reported) again.
         let mut lease_errors: BTreeMap<Arc<str>, LeaseError> = BTreeMap::new();
         let result = {
             let commit = self
@@ -378,7 +378,13 @@ impl Service {
                     r = &mut commit => break r,
                     _ = tick.tick() => {
                         for (shard, e) in renew_held(&mut self.leases, &mut self.shards, &lease_errors).await {
-                            lease_errors.entry(shard).or_insert(e);
+                            match e {
+                                LeaseError::Lost { .. } => {
+                                    lease_errors.insert(shard, e);
+                                }
+                                // Transient: the next tick renews again.
+                                other => tracing::warn!(%shard, error = %other, "lease renewal failed; retrying"),
+                            }
                         }
                     }
                 }
@@ -467,6 +473,9 @@ impl Service {
             let _ = s.stop.send(true);
         }
         self.forget_buffered(shard);
+        // What is readable changed (a finished parent frees its children; a dropped shard is
+        // an orphan): `--exit-when-idle` must wait for a lease round that sees it.
+        self.unread_shards = None;
         self.metrics.forget_shard(shard);
         self.metrics
             .leases_owned
@@ -812,9 +821,12 @@ impl Service {
             self.last_lease_log = Some((Instant::now(), state));
         }
         // A peer's lease is known to be dead only after this instance watched its counter
-        // stand still for a lease duration: before that, "no unread shard" proves nothing.
-        self.unread_shards =
-            (self.started.elapsed() > self.cfg.lease_duration).then_some(unread.len());
+        // stand still for a lease duration: until every peer's lease was watched that long,
+        // "no unread shard" proves nothing.
+        let settled = lease::ready(&all).iter().all(|l| {
+            l.owner.is_none() || l.owner.as_deref() == Some(me.as_str()) || self.leases.watched(l)
+        });
+        self.unread_shards = settled.then_some(unread.len());
         Ok(())
     }
 

@@ -60,6 +60,9 @@ pub struct LeaseTable {
     duration: Duration,
     /// Counter last seen per shard and when it last changed (local clock only).
     seen: HashMap<String, (i64, Instant)>,
+    /// When each lease was first listed: a lease watched for less than a lease duration
+    /// cannot be told apart from a live one yet (see [`LeaseTable::watched`]).
+    first_seen: HashMap<String, Instant>,
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -78,6 +81,7 @@ impl LeaseTable {
             worker,
             duration,
             seen: HashMap::new(),
+            first_seen: HashMap::new(),
         }
     }
 
@@ -183,6 +187,7 @@ impl LeaseTable {
         }
         let now = Instant::now();
         for l in &out {
+            self.first_seen.entry(l.shard.clone()).or_insert(now);
             match self.seen.get(&l.shard) {
                 Some((c, _)) if *c == l.counter => {}
                 _ => {
@@ -191,6 +196,14 @@ impl LeaseTable {
             }
         }
         Ok(out)
+    }
+
+    /// Whether this worker has watched `l` for longer than a lease duration, so that
+    /// [`Self::expired`] is a verdict: a dead owner's lease then shows as expired.
+    pub fn watched(&self, l: &Lease) -> bool {
+        self.first_seen
+            .get(&l.shard)
+            .is_some_and(|t| t.elapsed() > self.duration)
     }
 
     /// Unowned, or owned but not renewed for a lease duration.
