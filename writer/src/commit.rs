@@ -112,10 +112,6 @@ impl TableSink {
         self.index.stats()
     }
 
-    pub fn index_memory(&self) -> usize {
-        self.index.memory()
-    }
-
     /// Bring table state and index up to date (also done by `append`).
     pub async fn sync(&mut self) -> Result<(), LakeError> {
         self.adopt_checkpointed_state();

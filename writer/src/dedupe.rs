@@ -194,7 +194,7 @@ impl KeyIndex {
     }
 
     /// Approximate bytes held.
-    pub fn memory(&self) -> usize {
+    fn memory(&self) -> usize {
         self.scopes.values().map(ScopeKeys::memory).sum()
     }
 

@@ -2,8 +2,9 @@
 //!
 //! One item per shard (`leaseKey` = shard id) with `leaseOwner`, `leaseCounter`, the
 //! committed `checkpoint` (a sequence number, `SHARD_END`, or an initial position) with the
-//! Delta transaction version it corresponds to (`checkpointTxn`), a write-ahead
-//! `pendingCheckpoint`/`pendingTxn`, and `parentShardIds`.
+//! Delta transaction version it corresponds to (`checkpointTxn`), and `parentShardIds`.
+//! (No write-ahead checkpoint: the Delta commit carries the position, so the lease's
+//! checkpoint is only a cache of it; see [`crate::service`].)
 //!
 //! Every write is conditional. An owner renews by bumping `leaseCounter` on condition it is
 //! still the owner with the counter it last saw; a lease whose counter has not moved for a
@@ -42,8 +43,6 @@ pub struct Lease {
     pub counter: i64,
     pub checkpoint: Option<String>,
     pub checkpoint_txn: Option<i64>,
-    pub pending_checkpoint: Option<String>,
-    pub pending_txn: Option<i64>,
     pub parents: Vec<String>,
 }
 
@@ -255,28 +254,6 @@ impl LeaseTable {
         Ok(counter + 1)
     }
 
-    /// Write-ahead: the checkpoint a commit with `txn` is about to make durable.
-    pub async fn set_pending(
-        &self,
-        shard: &str,
-        sequence: &str,
-        txn: i64,
-    ) -> Result<(), LeaseError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(ATTR_KEY, s(shard))
-            .update_expression("SET pendingCheckpoint = :c, pendingTxn = :t")
-            .condition_expression("leaseOwner = :me")
-            .expression_attribute_values(":me", s(&self.worker))
-            .expression_attribute_values(":c", s(sequence))
-            .expression_attribute_values(":t", n(txn))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| self.conditional(shard, "write pending checkpoint", e))
-    }
-
     /// After the Delta commit: move the checkpoint.
     pub async fn checkpoint(
         &self,
@@ -288,6 +265,8 @@ impl LeaseTable {
             .update_item()
             .table_name(&self.table)
             .key(ATTR_KEY, s(shard))
+            // REMOVE: attributes an earlier version of the writer kept (write-ahead
+            // checkpoints); gone after the first checkpoint.
             .update_expression(
                 "SET checkpoint = :c, checkpointTxn = :t REMOVE pendingCheckpoint, pendingTxn",
             )
@@ -332,8 +311,6 @@ fn parse(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
         counter: gn("leaseCounter").unwrap_or(0),
         checkpoint: gs("checkpoint"),
         checkpoint_txn: gn("checkpointTxn"),
-        pending_checkpoint: gs("pendingCheckpoint"),
-        pending_txn: gn("pendingTxn"),
         parents: item
             .get("parentShardIds")
             .and_then(|v| v.as_l().ok())
@@ -475,8 +452,6 @@ mod tests {
                 .into(),
             ),
             checkpoint_txn: None,
-            pending_checkpoint: None,
-            pending_txn: None,
             parents: parents.iter().map(|p| p.to_string()).collect(),
         }
     }
