@@ -15,43 +15,28 @@ Run: .venv/bin/python -m pytest integration-tests/test_terraform_apply.py -v
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
+from conftest import free_port
+from tfutil import REGION, REQUIRES_TERRAFORM, TF_SRC, terraform_env, tf, wait_for_moto
+
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto.server")
 
-REPO = Path(__file__).resolve().parents[1]
-TF_SRC = REPO / "terraform"
-TERRAFORM = shutil.which("terraform")
-PLUGIN_DIR = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
-REGION = "us-east-1"
-
-pytestmark = [
-    pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed"),
-    pytest.mark.skipif(not PLUGIN_DIR.is_dir(), reason=f"no terraform provider mirror at {PLUGIN_DIR}"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = REQUIRES_TERRAFORM
 
 
 @pytest.fixture(scope="module")
 def moto_endpoint(tmp_path_factory):
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
@@ -59,15 +44,7 @@ def moto_endpoint(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start on {url}")
-                time.sleep(0.2)
+        wait_for_moto(url, proc, log_path)
         yield url
     finally:
         proc.terminate()
@@ -76,44 +53,6 @@ def moto_endpoint(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-
-
-def _terraform_env(work: Path) -> dict[str, str]:
-    rc = work / "terraformrc"
-    rc.write_text(
-        "provider_installation {\n"
-        f'  filesystem_mirror {{\n    path = "{PLUGIN_DIR}"\n    include = ["registry.terraform.io/*/*"]\n  }}\n'
-        "}\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_VAR_"))}
-    env.update(
-        TF_CLI_CONFIG_FILE=str(rc),
-        TF_DATA_DIR=str(work / "tfdata"),
-        TF_IN_AUTOMATION="1",
-        CHECKPOINT_DISABLE="1",
-        AWS_EC2_METADATA_DISABLED="true",
-    )
-    return env
-
-
-def _tf(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 300) -> str:
-    try:
-        res = subprocess.run(
-            [TERRAFORM, *args, "-no-color"],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as e:
-        # Show what terraform was waiting on; the bare timeout says nothing.
-        # (TimeoutExpired carries bytes even with text=True.)
-        out = ((e.stdout or b"") + (e.stderr or b"")).decode(errors="replace")
-        raise AssertionError(f"terraform {' '.join(args)} timed out after {timeout}s:\n{out[-4000:]}") from e
-    if res.returncode != 0:
-        raise AssertionError(f"terraform {' '.join(args)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
-    return res.stdout
 
 
 def _empty_versioned_bucket(s3, bucket: str) -> None:
@@ -146,7 +85,7 @@ def data_plane(moto_endpoint, tmp_path_factory):
         ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"),
     )
     root = work / "terraform" / "e2e"
-    env = _terraform_env(work)
+    env = terraform_env(work)
     prefix = f"e2e-{uuid.uuid4().hex[:8]}"
     tf_vars = [
         "-var", f"aws_endpoint_url={moto_endpoint}",
@@ -156,20 +95,20 @@ def data_plane(moto_endpoint, tmp_path_factory):
         "-var", "enable_athena_named_queries=false",
     ]  # fmt: skip
 
-    _tf(["init", "-backend=false", "-input=false"], root, env, timeout=120)
+    tf(["init", "-backend=false", "-input=false"], root, env, timeout=120)
     applied = False
     outputs = {}
     try:
-        _tf(["apply", "-auto-approve", "-input=false", *tf_vars], root, env)
+        tf(["apply", "-auto-approve", "-input=false", *tf_vars], root, env)
         applied = True
-        outputs = {k: v["value"] for k, v in json.loads(_tf(["output", "-json"], root, env)).items()}
+        outputs = {k: v["value"] for k, v in json.loads(tf(["output", "-json"], root, env)).items()}
         yield {"endpoint_url": moto_endpoint, "region": REGION, "name_prefix": prefix, "outputs": outputs}
     finally:
         if "lake_bucket_name" in outputs:
             s3 = _client("s3", {"endpoint_url": moto_endpoint, "region": REGION})
             _empty_versioned_bucket(s3, outputs["lake_bucket_name"])
         # Destroy even after a partial apply; a failing destroy fails the test run.
-        _tf(["destroy", "-auto-approve", "-input=false", "-refresh=false", *tf_vars], root, env)
+        tf(["destroy", "-auto-approve", "-input=false", "-refresh=false", *tf_vars], root, env)
     assert applied
 
 
@@ -272,10 +211,6 @@ def test_writer_and_compactor_run_on_what_terraform_created(data_plane, tmp_path
     """The whole path on the emulated account: load generator -> the Terraform stream ->
     `writer run` (leases + DynamoDB lock from Terraform) -> Delta table in the Terraform bucket
     -> compactor -> read back with DuckDB and polars-deltalake."""
-    import os
-    import subprocess
-    import sys
-    import time
     import urllib.parse
 
     sys.path.insert(0, str(Path(__file__).parent))

@@ -45,11 +45,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -131,25 +128,11 @@ boto3 = pytest.importorskip("boto3")
 botocore_exceptions = pytest.importorskip("botocore.exceptions")
 pytest.importorskip("moto.server")
 
-REPO = Path(__file__).resolve().parents[1]
-TF_SRC = REPO / "terraform"
-TERRAFORM = shutil.which("terraform")
-PLUGIN_DIR = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
-REGION = "us-east-1"
-
-pytestmark = [
-    pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed"),
-    pytest.mark.skipif(not PLUGIN_DIR.is_dir(), reason=f"no terraform provider mirror at {PLUGIN_DIR}"),
-]
-
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import _bin, run  # noqa: E402
+from conftest import _bin, free_port, run  # noqa: E402
+from tfutil import REGION, REQUIRES_TERRAFORM, TF_SRC, terraform_env, tf, wait_for_moto  # noqa: E402
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = REQUIRES_TERRAFORM
 
 
 def _client(service: str, endpoint: str, creds: dict[str, str]):
@@ -181,7 +164,7 @@ def _assert_error(error, code: str) -> str:
 @pytest.fixture(scope="module")
 def moto_iam(tmp_path_factory):
     """moto with IAM enforcement, and the keys of the admin user made by the 3 free calls."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("moto-iam") / "moto.log"
     log = log_path.open("w")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -191,15 +174,7 @@ def moto_iam(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start on {url}: {log_path.read_text()[-2000:]}")
-                time.sleep(0.2)
+        wait_for_moto(url, proc, log_path)
         anon = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
         iam = _client("iam", url, anon)
         iam.create_user(UserName=ADMIN_USER)
@@ -222,17 +197,6 @@ def moto_iam(tmp_path_factory):
         log.close()
 
 
-def _tf(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 300) -> str:
-    try:
-        res = subprocess.run([TERRAFORM, *args, "-no-color"], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        out = ((e.stdout or b"") + (e.stderr or b"")).decode(errors="replace")
-        raise AssertionError(f"terraform {' '.join(args)} timed out after {timeout}s:\n{out[-4000:]}") from e
-    if res.returncode != 0:
-        raise AssertionError(f"terraform {' '.join(args)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
-    return res.stdout
-
-
 @pytest.fixture(scope="module")
 def deployed(moto_iam, tmp_path_factory):
     """terraform/e2e applied as the admin; the roles' credentials from STS AssumeRole.
@@ -243,15 +207,7 @@ def deployed(moto_iam, tmp_path_factory):
     work = tmp_path_factory.mktemp("tf-iam")
     shutil.copytree(TF_SRC, work / "terraform", ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"))
     root = work / "terraform" / "e2e"
-    rc = work / "terraformrc"
-    rc.write_text(
-        "provider_installation {\n"
-        f'  filesystem_mirror {{\n    path = "{PLUGIN_DIR}"\n    include = ["registry.terraform.io/*/*"]\n  }}\n'
-        "}\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_VAR_"))}
-    env.update(TF_CLI_CONFIG_FILE=str(rc), TF_DATA_DIR=str(work / "tfdata"), TF_IN_AUTOMATION="1",
-               CHECKPOINT_DISABLE="1", AWS_EC2_METADATA_DISABLED="true")
+    env = terraform_env(work)
     prefix = f"iam-{uuid.uuid4().hex[:8]}"
     endpoint, admin = moto_iam["endpoint_url"], moto_iam["admin"]
     tf_vars = [
@@ -262,9 +218,9 @@ def deployed(moto_iam, tmp_path_factory):
         "-var", f"emulator_secret_key={admin['AWS_SECRET_ACCESS_KEY']}",
         "-var", "enable_athena_named_queries=false",
     ]  # fmt: skip
-    _tf(["init", "-backend=false", "-input=false"], root, env, timeout=120)
-    _tf(["apply", "-auto-approve", "-input=false", "-parallelism=20", *tf_vars], root, env)
-    out = {k: v["value"] for k, v in json.loads(_tf(["output", "-json"], root, env)).items()}
+    tf(["init", "-backend=false", "-input=false"], root, env, timeout=120)
+    tf(["apply", "-auto-approve", "-input=false", "-parallelism=20", *tf_vars], root, env)
+    out = {k: v["value"] for k, v in json.loads(tf(["output", "-json"], root, env)).items()}
 
     # moto evaluates the bucket policy, and its TLS-only Deny refuses every request to the
     # plain-HTTP emulator (test_terraform_apply.py checks the statement): lifted here.
