@@ -12,6 +12,7 @@ CHECKOV_VENV ?= $(HOME)/.cache/events-lake/venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.req-$(shell sha1sum requirements-checkov.txt | cut -c1-12)
 
 export WRITER_BIN := $(CARGO_TARGET_DIR)/debug/writer
+export LOADGEN_BIN := $(CARGO_TARGET_DIR)/debug/loadgen
 export COMPACTOR_BIN := $(CARGO_TARGET_DIR)/debug/compactor
 
 .PHONY: all build demo test lint unit integration terraform-check venv bench bench-kinesis clean-lake deploy

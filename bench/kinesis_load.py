@@ -1,7 +1,7 @@
 """Load test of `writer run` through an emulated Kinesis stream, for BENCHMARKS.md.
 
 Feeds N events (default 1M, an hour of production traffic) into a multi-shard stream with the
-load generator (`writer generate --kinesis-stream`, 1% producer duplicates, 0.1% malformed)
+load generator (`loadgen generate --kinesis-stream`, 1% producer duplicates, 0.1% malformed)
 while probe events are put one by one with their put time. Measures:
 
 * sustained events/s: records the writer read / (last commit visible - first put);
@@ -36,6 +36,7 @@ import boto3
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 WRITER = os.environ.get("BENCH_WRITER", str(TARGET / "release" / "writer"))
+LOADGEN = os.environ.get("BENCH_LOADGEN", str(TARGET / "release" / "loadgen"))
 KINESALITE = pathlib.Path(os.environ.get("KINESALITE_DIR", pathlib.Path.home() / ".cache/events-lake/node"))
 
 
@@ -119,7 +120,7 @@ def expected_counts(args, probes):
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "integration-tests"))
     from expected import expected_from_lines
     with tempfile.NamedTemporaryFile(suffix=".ndjson") as f:
-        subprocess.run([WRITER, "generate", "--count", str(args.events), "--seed", "9", "--output", f.name,
+        subprocess.run([LOADGEN, "generate", "--count", str(args.events), "--seed", "9", "--output", f.name,
                         "--duplicate-ratio", "0.01", "--malformed-ratio", "0.001"], check=True, capture_output=True)
         lines = pathlib.Path(f.name).read_bytes().split(b"\n")[:-1]
     events, rejects, counts = expected_from_lines(lines, int(time.time()))
@@ -239,7 +240,7 @@ def run(args, url, kurl, emulators):
     t0 = time.time()
     prober = threading.Thread(target=probe_loop, daemon=True)
     prober.start()
-    gen = subprocess.Popen([WRITER, "generate", "--count", str(args.events), "--seed", "9", "--kinesis-stream", stream,
+    gen = subprocess.Popen([LOADGEN, "generate", "--count", str(args.events), "--seed", "9", "--kinesis-stream", stream,
                             "--rate", str(args.rate), "--duplicate-ratio", "0.01", "--malformed-ratio", "0.001"],
                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     pids["generator"] = gen.pid

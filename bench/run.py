@@ -18,6 +18,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 WRITER = os.environ.get("BENCH_WRITER", str(TARGET / "release" / "writer"))
+LOADGEN = os.environ.get("BENCH_LOADGEN", str(TARGET / "release" / "loadgen"))
 END_TIME = 1_764_000_000  # fixed, so every run generates the same bytes
 
 
@@ -35,7 +36,7 @@ def child_rss_mb():
 
 
 def generate(path, count, seed=1, dup=0.05, malformed=0.0, late=0.0, end_time=END_TIME):
-    sh([WRITER, "generate", "--count", str(count), "--seed", str(seed), "--output", str(path),
+    sh([LOADGEN, "generate", "--count", str(count), "--seed", str(seed), "--output", str(path),
         "--duplicate-ratio", str(dup), "--malformed-ratio", str(malformed), "--late-ratio", str(late),
         "--large-ratio", "0.0005", "--end-time", str(end_time)])
 

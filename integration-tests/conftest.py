@@ -36,6 +36,12 @@ def compactor_bin():
     return _bin("compactor")
 
 
+@pytest.fixture(scope="session")
+def loadgen_bin():
+    """The load generator (`loadgen generate`), a separate binary so it is not in the image."""
+    return _bin("loadgen")
+
+
 def run(cmd, *, env=None, input=None, check=True, timeout=600):
     """Run a CLI; return (last stdout line parsed as JSON or None, completed process)."""
     full_env = dict(os.environ)

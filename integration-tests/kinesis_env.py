@@ -7,7 +7,7 @@ import tempfile
 import time
 import uuid
 
-from conftest import run
+from conftest import _bin, run
 from expected import expected_from_lines
 from s3util import client, duck_s3, make_bucket
 
@@ -27,17 +27,17 @@ def make_stream(moto, shards):
     return name
 
 
-def put(writer_bin, moto, stream, count, seed, **kw):
-    args = [writer_bin, "generate", "--count", str(count), "--seed", str(seed), "--end-time", str(END_TIME),
+def put(moto, stream, count, seed, **kw):
+    args = [_bin("loadgen"), "generate", "--count", str(count), "--seed", str(seed), "--end-time", str(END_TIME),
             "--kinesis-stream", stream]
     for k, v in kw.items():
         args += [f"--{k.replace('_', '-')}", str(v)]
     run(args, env=moto["env"])
 
 
-def lines_for(writer_bin, tmp_path, count, seed, **kw):
+def lines_for(tmp_path, count, seed, **kw):
     f = tmp_path / f"lines-{seed}.ndjson"
-    args = [writer_bin, "generate", "--count", str(count), "--seed", str(seed), "--end-time", str(END_TIME),
+    args = [_bin("loadgen"), "generate", "--count", str(count), "--seed", str(seed), "--end-time", str(END_TIME),
             "--output", str(f)]
     for k, v in kw.items():
         if k in ("rate", "kpl_aggregate"):

@@ -9,13 +9,13 @@ import uuid
 
 import polars_deltalake
 
-from conftest import run
+from conftest import _bin, run
 from expected import expected_from_lines
 from s3util import client, duck_s3, make_bucket, polars_s3_options, staged_commit_files
 
 
-def gen(writer_bin, path, count, seed, **kw):
-    args = [writer_bin, "generate", "--count", str(count), "--seed", str(seed), "--output", str(path),
+def gen(path, count, seed, **kw):
+    args = [_bin("loadgen"), "generate", "--count", str(count), "--seed", str(seed), "--output", str(path),
             "--late-ratio", "0", "--malformed-ratio", "0.01"]
     for k, v in kw.items():
         args += [f"--{k.replace('_', '-')}", str(v)]
@@ -29,7 +29,7 @@ def data_files(table):
 
 def test_optimize_local_keeps_rows_and_time_travel(writer_bin, compactor_bin, tmp_path, duck):
     table = tmp_path / "events"
-    src = gen(writer_bin, tmp_path / "in.ndjson", 3000, 3)
+    src = gen(tmp_path / "in.ndjson", 3000, 3)
     s, _ = run([writer_bin, "ingest", "--input", str(src), "--table", str(table),
                 "--rejected-table", str(tmp_path / "rej"), "--max-batch-events", "100"])
     before_version = s["table_version"]
@@ -73,7 +73,7 @@ def test_optimize_local_keeps_rows_and_time_travel(writer_bin, compactor_bin, tm
 
 def test_vacuum_guard_and_dry_run(writer_bin, compactor_bin, tmp_path, duck):
     table = tmp_path / "events"
-    src = gen(writer_bin, tmp_path / "in.ndjson", 800, 4)
+    src = gen(tmp_path / "in.ndjson", 800, 4)
     run([writer_bin, "ingest", "--input", str(src), "--table", str(table), "--rejected-table", str(tmp_path / "rej"),
          "--max-batch-events", "100"])
     run([compactor_bin, "optimize", "--table", str(table), "--target-size", "1MiB"])
@@ -99,7 +99,7 @@ def test_vacuum_guard_and_dry_run(writer_bin, compactor_bin, tmp_path, duck):
 
 def test_checkpoint(writer_bin, compactor_bin, tmp_path):
     table = tmp_path / "events"
-    src = gen(writer_bin, tmp_path / "in.ndjson", 500, 5)
+    src = gen(tmp_path / "in.ndjson", 500, 5)
     run([writer_bin, "ingest", "--input", str(src), "--table", str(table), "--rejected-table", str(tmp_path / "rej"),
          "--max-batch-events", "50"])
     summary, _ = run([compactor_bin, "checkpoint", "--table", str(table)])
@@ -114,7 +114,7 @@ def test_compactor_beside_live_writer_on_s3(writer_bin, compactor_bin, moto, tmp
     run([writer_bin, "lock-table", "create", "--lock-table", lock], env=moto["env"])
     table = f"s3://{bucket}/events"
     common = ["--commit-lock", "dynamodb", "--lock-table", lock]
-    inputs = [gen(writer_bin, tmp_path / f"in{i}.ndjson", 400, 40 + i, duplicate_ratio=0.1) for i in range(6)]
+    inputs = [gen(tmp_path / f"in{i}.ndjson", 400, 40 + i, duplicate_ratio=0.1) for i in range(6)]
     # seed the table so the compactor has something from the start
     run([writer_bin, "ingest", "--input", str(inputs[0]), "--table", table, "--rejected-table", f"s3://{bucket}/rej",
          "--max-batch-events", "40", *common], env=moto["env"])

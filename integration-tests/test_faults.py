@@ -110,8 +110,8 @@ def test_fault(writer_bin, moto, tmp_path, case, start):
     def events(n):
         nonlocal seed
         seed += 1
-        put(writer_bin, moto, env.stream, n, seed, **GEN)
-        lines.extend(lines_for(writer_bin, tmp_path, n, seed, **GEN))
+        put(moto, env.stream, n, seed, **GEN)
+        lines.extend(lines_for(tmp_path, n, seed, **GEN))
 
     def markers(name):
         seqs, raws = env.put_markers(name)

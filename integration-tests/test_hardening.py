@@ -64,22 +64,22 @@ def test_latest_is_durable_before_the_first_commit(writer_bin, moto, tmp_path):
     Before the fix the lease held the literal `LATEST`, so the new writer started at the new
     tip and the records read by the dead writer were silently skipped."""
     env = Env(writer_bin, moto, shards=1)
-    put(writer_bin, moto, env.stream, 100, 40, **GEN)  # before the start: not wanted with LATEST
+    put(moto, env.stream, 100, 40, **GEN)  # before the start: not wanted with LATEST
     time.sleep(1.1)  # arrival timestamps are compared with the lease's creation time
     p = _start(env, _override(env.cmd("--start-position", "LATEST"), flush_interval="120s"))
     try:
         items = _wait_owned(env, 1)
         assert items[0]["checkpoint"]["S"].startswith("AT_TIMESTAMP:"), items
         time.sleep(1.5)  # the reader has its iterator and has polled
-        put(writer_bin, moto, env.stream, 300, 41, **GEN)
+        put(moto, env.stream, 300, 41, **GEN)
         time.sleep(2)  # read, buffered, not committed (flush interval 120 s)
     finally:
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=30)
-    put(writer_bin, moto, env.stream, 300, 42, **GEN)
+    put(moto, env.stream, 300, 42, **GEN)
     summary, _ = run(_override(env.cmd("--start-position", "LATEST", "--exit-when-idle", "5s")), env=moto["env"],
                      timeout=300)
-    env.check_exact(lines_for(writer_bin, tmp_path, 300, 41, **GEN) + lines_for(writer_bin, tmp_path, 300, 42, **GEN))
+    env.check_exact(lines_for(tmp_path, 300, 41, **GEN) + lines_for(tmp_path, 300, 42, **GEN))
     assert summary["read"] == 600, summary
 
 
@@ -89,7 +89,7 @@ def test_lease_dropped_after_a_lost_renew_reply_is_read_again(writer_bin, moto, 
     naming us as owner, nobody took it, and with `--exit-when-idle` the writer even stopped
     with the shard's records unread."""
     env = Env(writer_bin, moto, shards=2)
-    put(writer_bin, moto, env.stream, 300, 50, **GEN)
+    put(moto, env.stream, 300, 50, **GEN)
     p = _start(env, env.cmd("--writer-id", "w1", "--max-batch-events", "100", "--exit-when-idle", "6s"))
     try:
         items = _wait_owned(env, 2, owner="w1")
@@ -100,7 +100,7 @@ def test_lease_dropped_after_a_lost_renew_reply_is_read_again(writer_bin, moto, 
             UpdateExpression="SET leaseCounter = leaseCounter + :one",
             ExpressionAttributeValues={":one": {"N": "1"}})
         time.sleep(2.5)  # a lease round notices (every lease duration / 3 = 1 s)
-        put(writer_bin, moto, env.stream, 300, 51, **GEN)
+        put(moto, env.stream, 300, 51, **GEN)
         out, _ = p.communicate(timeout=180)
     finally:
         if p.poll() is None:
@@ -109,7 +109,7 @@ def test_lease_dropped_after_a_lost_renew_reply_is_read_again(writer_bin, moto, 
     assert p.returncode == 0, log[-3000:]
     assert "lease lost" in log, "the scenario did not happen"
     summary = json.loads(out.decode().strip().splitlines()[-1])
-    env.check_exact(lines_for(writer_bin, tmp_path, 300, 50, **GEN) + lines_for(writer_bin, tmp_path, 300, 51, **GEN))
+    env.check_exact(lines_for(tmp_path, 300, 50, **GEN) + lines_for(tmp_path, 300, 51, **GEN))
     leases = _leases(env)
     assert all("leaseOwner" not in i for i in leases), "released on exit"
     assert summary["read"] >= 600
@@ -120,7 +120,7 @@ def test_exit_when_idle_waits_for_a_dead_peers_leases(writer_bin, moto, tmp_path
     expire and read before an idle instance stops. Before the fix an instance that owned no
     shard was idle at once: it exited 0 having read nothing."""
     env = Env(writer_bin, moto, shards=2)
-    put(writer_bin, moto, env.stream, 300, 60, **GEN)
+    put(moto, env.stream, 300, 60, **GEN)
     ddb = client(moto, "dynamodb")
     # A dead peer's leases, as it left them.
     ddb.create_table(TableName=env.leases, KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
@@ -133,7 +133,7 @@ def test_exit_when_idle_waits_for_a_dead_peers_leases(writer_bin, moto, tmp_path
     t0 = time.time()
     summary, _ = run(env.cmd("--exit-when-idle", "1s"), env=moto["env"], timeout=120)
     assert time.time() - t0 >= 3, "waited for the ghost's leases to expire (3 s)"
-    env.check_exact(lines_for(writer_bin, tmp_path, 300, 60, **GEN))
+    env.check_exact(lines_for(tmp_path, 300, 60, **GEN))
     assert summary["read"] == 300, summary
 
 
@@ -166,7 +166,7 @@ def test_two_instances_one_killed_twice_both_exit_idle_with_everything_read(writ
     for loop in range(int(os.environ.get("IDLE_EXIT_LOOPS", "1"))):
         env = Env(writer_bin, moto, shards=4)
         seed = 70 + loop
-        put(writer_bin, moto, env.stream, 2000, seed, **GEN)
+        put(moto, env.stream, 2000, seed, **GEN)
         idle = ("--exit-when-idle", "8s", "--max-batch-events", "150")
         a = _start(env, env.cmd("--writer-id", "a", *idle))
         b = None
@@ -184,5 +184,5 @@ def test_two_instances_one_killed_twice_both_exit_idle_with_everything_read(writ
             for p in (a, b):
                 if p is not None and p.poll() is None:
                     p.kill()
-        env.check_exact(lines_for(writer_bin, tmp_path, 2000, seed, **GEN))
+        env.check_exact(lines_for(tmp_path, 2000, seed, **GEN))
         assert all("leaseOwner" not in i for i in _leases(env)), "every lease given back"

@@ -33,10 +33,10 @@ EDGE = [
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory, writer_bin):
+def corpus(tmp_path_factory, loadgen_bin):
     d = tmp_path_factory.mktemp("corpus")
     gen = d / "gen.ndjson"
-    summary, _ = run([writer_bin, "generate", "--count", "6000", "--seed", "7", "--output", str(gen),
+    summary, _ = run([loadgen_bin, "generate", "--count", "6000", "--seed", "7", "--output", str(gen),
                       "--duplicate-ratio", "0.1", "--malformed-ratio", "0.03", "--large-ratio", "0.01",
                       "--late-ratio", "0.3", "--max-lateness", "5d"])
     assert summary["lines"] == 6000

@@ -12,10 +12,10 @@ from s3util import client
 
 def test_multi_shard_exact_with_kpl(writer_bin, moto, tmp_path):
     env = Env(writer_bin, moto, shards=3)
-    put(writer_bin, moto, env.stream, 1500, 1, **GEN)
-    put(writer_bin, moto, env.stream, 600, 2, kpl_aggregate=10, **GEN)
+    put(moto, env.stream, 1500, 1, **GEN)
+    put(moto, env.stream, 600, 2, kpl_aggregate=10, **GEN)
     summary = env.run_until_idle()
-    lines = lines_for(writer_bin, tmp_path, 1500, 1, **GEN) + lines_for(writer_bin, tmp_path, 600, 2, **GEN)
+    lines = lines_for(tmp_path, 1500, 1, **GEN) + lines_for(tmp_path, 600, 2, **GEN)
     expected = env.check_exact(lines)
     assert summary["written"] == len(expected)
     assert summary["read"] == summary["written"] + summary["duplicates"] + summary["rejected"]
@@ -31,19 +31,19 @@ def test_sigkill_at_random_moments_stays_exact(writer_bin, moto, tmp_path):
     for i in range(6):
         seed = 100 + i
         seeds.append(seed)
-        put(writer_bin, moto, env.stream, 500, seed, **GEN)
+        put(moto, env.stream, 500, seed, **GEN)
         p = env.start("--max-batch-events", "150")
         time.sleep(rng.uniform(1.0, 5.0))
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=30)
     env.run_until_idle()
-    lines = [l for s in seeds for l in lines_for(writer_bin, tmp_path, 500, s, **GEN)]
+    lines = [l for s in seeds for l in lines_for(tmp_path, 500, s, **GEN)]
     env.check_exact(lines)
 
 
 def test_three_instances_share_and_take_over(writer_bin, moto, tmp_path):
     env = Env(writer_bin, moto, shards=4)
-    put(writer_bin, moto, env.stream, 1200, 11, **GEN)
+    put(moto, env.stream, 1200, 11, **GEN)
     procs = [env.start("--writer-id", f"w{i}", "--max-batch-events", "100") for i in range(3)]
 
     try:
@@ -62,7 +62,7 @@ def test_three_instances_share_and_take_over(writer_bin, moto, tmp_path):
         assert max(v for o, v in seen.items() if o) <= 2, seen
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait(timeout=30)
-        put(writer_bin, moto, env.stream, 800, 12, **GEN)
+        put(moto, env.stream, 800, 12, **GEN)
         time.sleep(10)  # > lease duration: survivors take the dead worker's shards
         assert "w0" not in env.owners()
         for p in procs[1:]:
@@ -75,29 +75,29 @@ def test_three_instances_share_and_take_over(writer_bin, moto, tmp_path):
             if p.poll() is None:
                 p.kill()
     env.run_until_idle(idle="4s")
-    lines = lines_for(writer_bin, tmp_path, 1200, 11, **GEN) + lines_for(writer_bin, tmp_path, 800, 12, **GEN)
+    lines = lines_for(tmp_path, 1200, 11, **GEN) + lines_for(tmp_path, 800, 12, **GEN)
     env.check_exact(lines)
 
 
 def test_split_and_merge_parents_before_children(writer_bin, moto, tmp_path):
     env = Env(writer_bin, moto, shards=2)
     k = client(moto, "kinesis")
-    put(writer_bin, moto, env.stream, 600, 21, **GEN)
+    put(moto, env.stream, 600, 21, **GEN)
     shards = k.list_shards(StreamName=env.stream)["Shards"]
     s0 = shards[0]
     lo, hi = int(s0["HashKeyRange"]["StartingHashKey"]), int(s0["HashKeyRange"]["EndingHashKey"])
     k.split_shard(StreamName=env.stream, ShardToSplit=s0["ShardId"], NewStartingHashKey=str((lo + hi) // 2))
     time.sleep(0.5)
-    put(writer_bin, moto, env.stream, 600, 22, **GEN)
+    put(moto, env.stream, 600, 22, **GEN)
     open_shards = [s for s in k.list_shards(StreamName=env.stream)["Shards"]
                    if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
     open_shards.sort(key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
     k.merge_shards(StreamName=env.stream, ShardToMerge=open_shards[0]["ShardId"],
                    AdjacentShardToMerge=open_shards[1]["ShardId"])
     time.sleep(0.5)
-    put(writer_bin, moto, env.stream, 600, 23, **GEN)
+    put(moto, env.stream, 600, 23, **GEN)
     env.run_until_idle(idle="8s")
-    lines = [l for s in (21, 22, 23) for l in lines_for(writer_bin, tmp_path, 600, s, **GEN)]
+    lines = [l for s in (21, 22, 23) for l in lines_for(tmp_path, 600, s, **GEN)]
     env.check_exact(lines)
     # Parents before children: the first commit carrying a child's records comes after the
     # last commit carrying any of its parents'.
@@ -122,7 +122,7 @@ def test_split_and_merge_parents_before_children(writer_bin, moto, tmp_path):
 
 def test_sigterm_exits_cleanly_within_deadline(writer_bin, moto, tmp_path):
     env = Env(writer_bin, moto, shards=2)
-    put(writer_bin, moto, env.stream, 800, 31, **GEN)
+    put(moto, env.stream, 800, 31, **GEN)
     p = env.start("--shutdown-deadline", "20s")
     time.sleep(4)
     t0 = time.time()
@@ -135,4 +135,4 @@ def test_sigterm_exits_cleanly_within_deadline(writer_bin, moto, tmp_path):
     leases = client(moto, "dynamodb").scan(TableName=env.leases)["Items"]
     assert all("leaseOwner" not in l for l in leases), "leases released"
     env.run_until_idle(idle="4s")
-    env.check_exact(lines_for(writer_bin, tmp_path, 800, 31, **GEN))
+    env.check_exact(lines_for(tmp_path, 800, 31, **GEN))

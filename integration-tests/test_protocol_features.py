@@ -6,11 +6,11 @@ asks writers for something they do not enforce (here: a CHECK constraint, deleti
 """
 import pytest
 
-from conftest import run
+from conftest import _bin, run
 
 
-def gen(writer_bin, path, count, seed):
-    run([writer_bin, "generate", "--count", str(count), "--seed", str(seed), "--output", str(path),
+def gen(path, count, seed):
+    run([_bin("loadgen"), "generate", "--count", str(count), "--seed", str(seed), "--output", str(path),
          "--late-ratio", "0", "--malformed-ratio", "0"])
     return path
 
@@ -40,13 +40,13 @@ def test_writer_and_compactor_refuse_unenforced_features(writer_bin, compactor_b
 
     table = tmp_path / "events"
     rej = tmp_path / "rej"
-    run([writer_bin, "ingest", "--input", str(gen(writer_bin, tmp_path / "a.ndjson", 200, 21)),
+    run([writer_bin, "ingest", "--input", str(gen(tmp_path / "a.ndjson", 200, 21)),
          "--table", str(table), "--rejected-table", str(rej), "--max-batch-events", "50"])
     expected_messages = alter(deltalake.DeltaTable(str(table)))
     version = log_version(table)
     files = snapshot_of(table)
 
-    _, p = run([writer_bin, "ingest", "--input", str(gen(writer_bin, tmp_path / "b.ndjson", 200, 22)),
+    _, p = run([writer_bin, "ingest", "--input", str(gen(tmp_path / "b.ndjson", 200, 22)),
                 "--table", str(table), "--rejected-table", str(rej)], check=False)
     err = p.stderr.decode(errors="replace")
     assert p.returncode != 0, err

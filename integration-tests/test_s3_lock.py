@@ -8,14 +8,14 @@ import uuid
 import polars_deltalake
 import pytest
 
-from conftest import run
+from conftest import _bin, run
 from expected import expected_from_lines
 from faults import FaultProxy, Rule
 from s3util import client, duck_s3, log_versions, make_bucket, polars_s3_options
 
 
-def gen(writer_bin, path, count, seed, **kw):
-    args = [writer_bin, "generate", "--count", str(count), "--seed", str(seed), "--output", str(path)]
+def gen(path, count, seed, **kw):
+    args = [_bin("loadgen"), "generate", "--count", str(count), "--seed", str(seed), "--output", str(path)]
     for k, v in kw.items():
         args += [f"--{k.replace('_', '-')}", str(v)]
     run(args)
@@ -64,7 +64,7 @@ def test_s3_end_to_end_exact(writer_bin, moto, tmp_path, lock):
     lock_table = f"lock_{uuid.uuid4().hex[:8]}"
     if lock == "dynamodb":
         create_lock_table(writer_bin, moto, lock_table)
-    src = gen(writer_bin, tmp_path / "in.ndjson", 3000, 11, duplicate_ratio=0.1, malformed_ratio=0.02)
+    src = gen(tmp_path / "in.ndjson", 3000, 11, duplicate_ratio=0.1, malformed_ratio=0.02)
     s1, _ = ingest_s3(writer_bin, moto, src, bucket, lock, lock_table, ["--max-batch-events", "700"])
     lines = src.read_bytes().split(b"\n")[:-1]
     events, rejects, counts = expected_from_lines(lines, int(time.time()))
@@ -98,7 +98,7 @@ def test_concurrent_committer_processes(writer_bin, moto, tmp_path, lock):
     lock_table = f"lock_{uuid.uuid4().hex[:8]}"
     if lock == "dynamodb":
         create_lock_table(writer_bin, moto, lock_table)
-    base = gen(writer_bin, tmp_path / "base.ndjson", 2400, 5, duplicate_ratio=0.0, malformed_ratio=0.0)
+    base = gen(tmp_path / "base.ndjson", 2400, 5, duplicate_ratio=0.0, malformed_ratio=0.0)
     lines = base.read_bytes().split(b"\n")[:-1]
     # 4 writers, each gets its own slice plus a slice shared with its neighbour.
     n = 4
@@ -156,8 +156,8 @@ def test_crash_states_are_repaired(writer_bin, compactor_bin, moto, tmp_path, st
     bucket = make_bucket(moto, f"b-{uuid.uuid4().hex[:8]}")
     lock_table = f"lock_{uuid.uuid4().hex[:8]}"
     create_lock_table(writer_bin, moto, lock_table)
-    a = gen(writer_bin, tmp_path / "a.ndjson", 600, 21, duplicate_ratio=0.0, malformed_ratio=0.0)
-    b = gen(writer_bin, tmp_path / "b.ndjson", 600, 22, duplicate_ratio=0.0, malformed_ratio=0.0)
+    a = gen(tmp_path / "a.ndjson", 600, 21, duplicate_ratio=0.0, malformed_ratio=0.0)
+    b = gen(tmp_path / "b.ndjson", 600, 22, duplicate_ratio=0.0, malformed_ratio=0.0)
     s1, _ = ingest_s3(writer_bin, moto, a, bucket, "dynamodb", lock_table, ["--max-batch-events", "200"])
     last = s1["table_version"]
     if state == "temp_only":
@@ -193,7 +193,7 @@ def test_survives_throttling_and_5xx(writer_bin, moto, tmp_path):
     bucket = make_bucket(moto, f"b-{uuid.uuid4().hex[:8]}")
     lock_table = f"lock_{uuid.uuid4().hex[:8]}"
     create_lock_table(writer_bin, moto, lock_table)
-    src = gen(writer_bin, tmp_path / "in.ndjson", 1500, 31, duplicate_ratio=0.1, malformed_ratio=0.01)
+    src = gen(tmp_path / "in.ndjson", 1500, 31, duplicate_ratio=0.1, malformed_ratio=0.01)
     # 15% of requests fail before reaching moto (S3 503 SlowDown, DynamoDB throttling); 5% of
     # DynamoDB ones are forwarded and then answered 500 (it happened, the client thinks not).
     proxy = FaultProxy(moto["port"], seed=1)
@@ -224,7 +224,7 @@ def test_running_writer_repairs_a_commit_left_unpublished_under_it(writer_bin, m
     bucket = make_bucket(moto, f"b-{uuid.uuid4().hex[:8]}")
     lock_table = f"lock_{uuid.uuid4().hex[:8]}"
     create_lock_table(writer_bin, moto, lock_table)
-    a = gen(writer_bin, tmp_path / "a.ndjson", 300, 41, duplicate_ratio=0.0, malformed_ratio=0.0)
+    a = gen(tmp_path / "a.ndjson", 300, 41, duplicate_ratio=0.0, malformed_ratio=0.0)
     # Batch b: new events in exactly a's partitions, so the writer needs no file list (which
     # would bring delta-rs' table state forward and repair the commit as a side effect).
     b = tmp_path / "b.ndjson"

@@ -217,7 +217,7 @@ def test_writer_and_compactor_run_on_what_terraform_created(data_plane, tmp_path
     from conftest import _bin, duckdb_delta_extension, run  # noqa: E402
     from expected import expected_from_lines  # noqa: E402
 
-    writer, compactor = _bin("writer"), _bin("compactor")
+    writer, compactor, loadgen = _bin("writer"), _bin("compactor"), _bin("loadgen")
     out = data_plane["outputs"]
     env = {
         "AWS_ENDPOINT_URL": data_plane["endpoint_url"], "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
@@ -228,7 +228,7 @@ def test_writer_and_compactor_run_on_what_terraform_created(data_plane, tmp_path
     _client("s3", data_plane).delete_bucket_policy(Bucket=out["lake_bucket_name"])
     end_time = 1_764_000_000
     gen = ["--count", "1500", "--seed", "77", "--end-time", str(end_time), "--duplicate-ratio", "0.1", "--malformed-ratio", "0.02"]
-    run([writer, "generate", *gen, "--kinesis-stream", out["stream_name"]], env=env)
+    run([loadgen, "generate", *gen, "--kinesis-stream", out["stream_name"]], env=env)
     summary, _ = run([writer, "run", "--stream", out["stream_name"], "--table", out["events_table_uri"],
                       "--rejected-table", out["rejected_table_uri"], "--lease-table", out["lease_table_name"],
                       "--commit-lock", "dynamodb", "--lock-table", out["lock_table_name"], "--lease-duration", "3s",
@@ -239,7 +239,7 @@ def test_writer_and_compactor_run_on_what_terraform_created(data_plane, tmp_path
     assert compacted["command"] == "run"
 
     lines_file = tmp_path / "lines.ndjson"
-    run([writer, "generate", *gen, "--output", str(lines_file)])
+    run([loadgen, "generate", *gen, "--output", str(lines_file)])
     expected, rejects, _ = expected_from_lines(lines_file.read_bytes().split(b"\n")[:-1], end_time)
     assert summary["written"] == len(expected) and summary["rejected"] == len(rejects)
 

@@ -11,7 +11,7 @@ shows up on a real account. Here:
    `modules/iam`: the writer and compactor task roles and the producer policy, exactly as the
    stack deploys them) is applied as the admin.
 3. The programs run with temporary credentials from STS AssumeRole of those roles: a producer
-   (`writer generate --kinesis-stream`, PutRecords) under the producer policy; `writer run`
+   (`loadgen generate --kinesis-stream`, PutRecords) under the producer policy; `writer run`
    (with tables that exist and no `dynamodb:CreateTable`: issue 13, defect 1) and
    `writer ingest` under the writer role; `compactor run` on BOTH tables under the compactor
    role. Everything must work.
@@ -279,10 +279,10 @@ def test_binaries_work_under_the_terraform_roles(deployed, tmp_path):
     """Producer -> stream -> `writer run` -> both tables; `writer ingest`; `compactor run` on
     both tables: each under its own role, nothing else."""
     out = deployed["outputs"]
-    writer, compactor = _bin("writer"), _bin("compactor")
+    writer, compactor, loadgen = _bin("writer"), _bin("compactor"), _bin("loadgen")
     end_time = 1_764_000_000
     gen = ["--count", "600", "--seed", "13", "--end-time", str(end_time), "--duplicate-ratio", "0.1", "--malformed-ratio", "0.05"]
-    run([writer, "generate", *gen, "--kinesis-stream", out["stream_name"]], env=_env(deployed, "producer"))
+    run([loadgen, "generate", *gen, "--kinesis-stream", out["stream_name"]], env=_env(deployed, "producer"))
 
     # Defect 1: the writer role has no dynamodb:CreateTable; the tables exist, so it starts.
     ddb = _client("dynamodb", deployed["endpoint_url"], deployed["writer"])
@@ -298,7 +298,7 @@ def test_binaries_work_under_the_terraform_roles(deployed, tmp_path):
     assert summary["written"] > 0 and summary["rejected"] > 0, summary
 
     lines = tmp_path / "more.ndjson"
-    run([writer, "generate", "--count", "300", "--seed", "14", "--end-time", str(end_time), "--malformed-ratio", "0.05",
+    run([loadgen, "generate", "--count", "300", "--seed", "14", "--end-time", str(end_time), "--malformed-ratio", "0.05",
          "--output", str(lines)])  # fmt: skip
     ingested, _ = run([writer, "ingest", "--input", str(lines), "--table", out["events_table_uri"],
                        "--rejected-table", out["rejected_table_uri"], *lock, "--max-future", "36500d"],

@@ -19,7 +19,7 @@ import uuid
 import polars_deltalake
 import pytest
 
-from conftest import run
+from conftest import _bin, run
 from s3util import client, duck_s3, make_bucket, polars_s3_options
 
 # Short enough for a test, long enough that the steps inside the window (one ingest, one
@@ -129,8 +129,8 @@ def rows_at(store, version):
     return sorted(df["event_uuid"].to_list())
 
 
-def gen(writer_bin, path, count, seed):
-    run([writer_bin, "generate", "--count", str(count), "--seed", str(seed), "--output", str(path),
+def gen(path, count, seed):
+    run([_bin("loadgen"), "generate", "--count", str(count), "--seed", str(seed), "--output", str(path),
          "--late-ratio", "0", "--malformed-ratio", "0"])
     return path
 
@@ -156,7 +156,7 @@ def scenario(writer_bin, compactor_bin, store, tmp_path, duck):
     rej = str(tmp_path / "rej") if isinstance(store, Local) else store.uri + "_rejected"
 
     # Many small files, then a tiny deleted-file retention.
-    ingest(writer_bin, store, gen(writer_bin, tmp_path / "a.ndjson", 400, 11), rej)
+    ingest(writer_bin, store, gen(tmp_path / "a.ndjson", 400, 11), rej)
     set_retention(store)
     # An upload of a writer that crashed before committing (it will be older than the
     # retention at vacuum time), and things that are not data files at all.
@@ -180,7 +180,7 @@ def scenario(writer_bin, compactor_bin, store, tmp_path, duck):
     # inside the window: small files, and an optimize that replaces them.
     k = comp("checkpoint")
     assert k["checkpoint_version"] == o1["table_version"]
-    ingest(writer_bin, store, gen(writer_bin, tmp_path / "b.ndjson", 120, 12), rej)
+    ingest(writer_bin, store, gen(tmp_path / "b.ndjson", 120, 12), rej)
     o2 = comp("optimize", "--target-size", "1MiB")
     assert o2["files_removed"] > 0
     young_orphan = f"{folder}/part-00000-{uuid.uuid4()}-c000.snappy.parquet"
@@ -261,7 +261,7 @@ def test_vacuum_reclaims_replaced_and_orphaned_files_s3(writer_bin, compactor_bi
 @pytest.mark.parametrize("flag", [[], ["--full"]])
 def test_vacuum_guard_still_refuses_short_retention(writer_bin, compactor_bin, tmp_path, flag):
     table = tmp_path / "events"
-    ingest(writer_bin, Local(table), gen(writer_bin, tmp_path / "a.ndjson", 100, 13), str(tmp_path / "rej"))
+    ingest(writer_bin, Local(table), gen(tmp_path / "a.ndjson", 100, 13), str(tmp_path / "rej"))
     _, p = run([compactor_bin, "vacuum", "--table", str(table), "--retention", "1h", *flag], check=False)
     assert p.returncode != 0
     assert b"deletedFileRetentionDuration" in p.stderr and b"--force" in p.stderr

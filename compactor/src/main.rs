@@ -1,18 +1,20 @@
 //! `compactor`: keeps the events table fast — bin-packing (optionally Z-ordering) small files,
 //! writing checkpoints and expiring old log entries, vacuuming unreferenced files — without
 //! ever changing what a reader sees. Every command prints a one-line JSON summary last.
-
-mod checkpoint;
-mod history;
-mod optimize;
-mod vacuum;
+//!
+//! This is the command-line edge of the `compactor` library: it parses flags and environment
+//! variables, maps them to the library's options, calls it, and prints the JSON; the
+//! operations themselves live in the library (`src/lib.rs`).
 
 use std::io::Write;
+use std::num::NonZeroU64;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use compactor::optimize::DEFAULT_MIN_SMALL_FILES;
+use compactor::{Compactor, OptimizeOptions, RunOptions, VacuumOptions, VacuumSummary};
 use serde_json::{Value, json};
 use storage::{CommitLock, StorageConfig};
 
@@ -45,40 +47,31 @@ enum Command {
 }
 
 #[derive(Args, Clone)]
-pub struct TableArgs {
+struct TableArgs {
     /// Table location: a local path or `s3://` URI.
     #[arg(long, env = "COMPACTOR_TABLE")]
-    pub table: String,
+    table: String,
     /// Commit mode for `s3://` tables: `dynamodb` or `s3-conditional`.
     #[arg(long, env = "COMPACTOR_COMMIT_LOCK", value_parser = parse_commit_lock)]
-    pub commit_lock: Option<CommitLock>,
+    commit_lock: Option<CommitLock>,
     /// DynamoDB lock table (with `--commit-lock dynamodb`).
     #[arg(long, env = "COMPACTOR_LOCK_TABLE", default_value = storage::lock::DEFAULT_LOCK_TABLE)]
-    pub lock_table: String,
+    lock_table: String,
     /// Scheme recorded in the lock table's `tablePath` (e.g. `s3a`).
     #[arg(long, env = "COMPACTOR_LOCK_PATH_SCHEME")]
-    pub lock_path_scheme: Option<String>,
+    lock_path_scheme: Option<String>,
 }
 
 impl TableArgs {
-    pub fn storage(&self) -> StorageConfig {
-        StorageConfig {
+    fn compactor(&self) -> Compactor {
+        let storage = StorageConfig {
             commit_lock: self.commit_lock,
             lock_table: self.lock_table.clone(),
             lock_path_scheme: self.lock_path_scheme.clone(),
             ..StorageConfig::default()
-        }
+        };
+        Compactor::new(self.table.clone(), storage)
     }
-}
-
-/// Open a table the compactor is about to write to (optimize, checkpoint, vacuum), refusing
-/// one whose protocol asks for features we do not enforce (see `storage::protocol`):
-/// rewriting files of a table with CHECK constraints or deletion vectors, say, could commit
-/// something its own rules forbid.
-pub async fn open_for_maintenance(t: &TableArgs) -> Result<deltalake::DeltaTable> {
-    let table = storage::open_table(&t.table, &t.storage()).await?;
-    storage::check_writable(&table, &t.table)?;
-    Ok(table)
 }
 
 fn parse_commit_lock(s: &str) -> Result<CommitLock, String> {
@@ -86,42 +79,64 @@ fn parse_commit_lock(s: &str) -> Result<CommitLock, String> {
 }
 
 #[derive(Args, Clone)]
-pub struct OptimizeArgs {
+struct OptimizeArgs {
     /// Target file size (e.g. `256MiB`, `128MB`, `1048576`).
     #[arg(long, env = "COMPACTOR_TARGET_SIZE", default_value = "256MiB", value_parser = parse_size)]
-    pub target_size: u64,
+    target_size: NonZeroU64,
     /// Compact a partition only when it has at least this many files below the target size.
-    #[arg(long, env = "COMPACTOR_MIN_SMALL_FILES", default_value_t = 2)]
-    pub min_small_files: usize,
+    #[arg(long, env = "COMPACTOR_MIN_SMALL_FILES", default_value_t = DEFAULT_MIN_SMALL_FILES)]
+    min_small_files: usize,
     /// Only partitions with a file written within this window (e.g. `2d`).
     #[arg(long, env = "COMPACTOR_SINCE", value_parser = storage::cli::parse_duration)]
-    pub since: Option<std::time::Duration>,
+    since: Option<std::time::Duration>,
     /// Only this partition (`column=value`; repeat for several columns).
     #[arg(long = "partition", value_parser = parse_partition)]
-    pub partitions: Vec<(String, String)>,
+    partitions: Vec<(String, String)>,
     /// Z-order the rewritten files by these columns (comma separated).
     #[arg(long, value_delimiter = ',')]
-    pub zorder: Vec<String>,
+    zorder: Vec<String>,
 }
 
 #[derive(Args, Clone)]
-pub struct VacuumArgs {
+struct VacuumArgs {
     /// Keep every file a version committed within this window can read, and every
     /// unreferenced file modified within it (default: the table's
     /// `delta.deletedFileRetentionDuration`, 7 days for tables this project creates).
     #[arg(long, env = "COMPACTOR_RETENTION", value_parser = storage::cli::parse_duration)]
-    pub retention: Option<std::time::Duration>,
+    retention: Option<std::time::Duration>,
     /// Allow a retention shorter than the table's time-travel window.
     #[arg(long)]
-    pub force: bool,
+    force: bool,
     /// List what would be deleted without deleting.
     #[arg(long)]
-    pub dry_run: bool,
+    dry_run: bool,
     /// Accepted for compatibility; has no effect. Vacuum always deletes every data file no
     /// version inside the retention window can read, including files never committed
     /// (crashed writers' uploads) once older than the retention.
     #[arg(long)]
-    pub full: bool,
+    full: bool,
+}
+
+impl OptimizeArgs {
+    fn options(&self) -> OptimizeOptions {
+        OptimizeOptions {
+            target_size: self.target_size,
+            min_small_files: self.min_small_files,
+            since: self.since,
+            partitions: self.partitions.clone(),
+            zorder: self.zorder.clone(),
+        }
+    }
+}
+
+impl VacuumArgs {
+    fn options(&self) -> VacuumOptions {
+        VacuumOptions {
+            retention: self.retention,
+            force: self.force,
+            dry_run: self.dry_run,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -159,7 +174,7 @@ struct HistoryCmd {
     limit: usize,
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+fn parse_size(s: &str) -> Result<NonZeroU64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
@@ -179,7 +194,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
         }
     };
     v.checked_mul(mult)
-        .filter(|&b| b > 0)
+        .and_then(NonZeroU64::new)
         .ok_or_else(|| format!("invalid size `{s}`"))
 }
 
@@ -229,55 +244,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// Run one command; returns its summary. Summaries are printed through `serde_json::Value`
+/// (keys sorted), as they always were, with `duration_ms` added.
 async fn run(command: Command) -> Result<Value> {
     let started = Instant::now();
     let mut summary = match command {
         Command::Optimize(c) => {
-            let out = optimize::optimize(&c.table, &c.optimize)
-                .await
-                .with_context(|| format!("optimizing {}", c.table.table))?;
+            let out = c.table.compactor().optimize(&c.optimize.options()).await?;
             serde_json::to_value(out)?
         }
         Command::Vacuum(c) => {
-            let out = vacuum::vacuum(&c.table, &c.vacuum)
-                .await
-                .with_context(|| format!("vacuuming {}", c.table.table))?;
+            let out = c.table.compactor().vacuum(&c.vacuum.options()).await?;
+            print_would_delete(&out)?;
             serde_json::to_value(out)?
         }
-        Command::Checkpoint(t) => {
-            let out = checkpoint::checkpoint(&t)
-                .await
-                .with_context(|| format!("checkpointing {}", t.table))?;
-            serde_json::to_value(out)?
-        }
+        Command::Checkpoint(t) => serde_json::to_value(t.compactor().checkpoint().await?)?,
         Command::History(h) => {
-            let entries = history::history(&h.table, h.limit)
-                .await
-                .with_context(|| format!("reading history of {}", h.table.table))?;
+            let entries = h.table.compactor().history(h.limit).await?;
             let mut out = std::io::stdout().lock();
             for e in &entries {
-                writeln!(out, "{e}")?;
+                writeln!(out, "{}", serde_json::to_value(e)?)?;
             }
             json!({"command": "history", "versions": entries.len()})
         }
         Command::Run(c) => {
-            let o = optimize::optimize(&c.table, &c.optimize)
-                .await
-                .with_context(|| format!("optimizing {}", c.table.table))?;
-            let k = checkpoint::checkpoint(&c.table)
-                .await
-                .with_context(|| format!("checkpointing {}", c.table.table))?;
-            let v = vacuum::vacuum(&c.table, &c.vacuum)
-                .await
-                .with_context(|| format!("vacuuming {}", c.table.table))?;
-            json!({
-                "command": "run",
-                "files_before": o.files_before, "bytes_before": o.bytes_before,
-                "files_after": o.files_after, "bytes_after": o.bytes_after,
-                "partitions_touched": o.partitions_touched,
-                "versions_committed": o.versions_committed + v.versions_committed,
-                "optimize": o, "checkpoint": k, "vacuum": v,
-            })
+            let options = RunOptions {
+                optimize: c.optimize.options(),
+                vacuum: c.vacuum.options(),
+            };
+            let out = c.table.compactor().run(&options).await?;
+            print_would_delete(&out.vacuum)?;
+            serde_json::to_value(out)?
         }
     };
     if let Value::Object(m) = &mut summary {
@@ -289,15 +286,25 @@ async fn run(command: Command) -> Result<Value> {
     Ok(summary)
 }
 
+/// `--dry-run`: what vacuum would delete, one location per line, before the summary.
+fn print_would_delete(summary: &VacuumSummary) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for location in &summary.would_delete {
+        writeln!(out, "{location}")?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sizes_and_durations() {
-        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
-        assert_eq!(parse_size("1MB"), Ok(1_000_000));
-        assert_eq!(parse_size("4096"), Ok(4096));
+        let size = |s| parse_size(s).map(NonZeroU64::get);
+        assert_eq!(size("256MiB"), Ok(256 << 20));
+        assert_eq!(size("1MB"), Ok(1_000_000));
+        assert_eq!(size("4096"), Ok(4096));
         assert!(parse_size("0").is_err());
         assert!(parse_size("12 parsecs").is_err());
         assert_eq!(
@@ -305,5 +312,15 @@ mod tests {
             Ok(("event_type".into(), "payment".into()))
         );
         assert!(parse_partition("nope").is_err());
+    }
+
+    #[test]
+    fn cli_defaults_are_the_library_defaults() {
+        let cli = Cli::try_parse_from(["compactor", "run", "--table", "t"]).expect("parses");
+        let Command::Run(c) = cli.command else {
+            panic!("not `run`");
+        };
+        assert_eq!(c.optimize.options(), OptimizeOptions::default());
+        assert_eq!(c.vacuum.options(), VacuumOptions::default());
     }
 }

@@ -52,17 +52,22 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
+use deltalake::kernel::transaction::{
+    CommitBuilder, CommitProperties, FinalizedCommit, TableReference,
+};
+use deltalake::logstore::LogStoreRef;
 use deltalake::protocol::DeltaOperation;
 use deltalake::table::config::TablePropertiesExt as _;
-use deltalake::{DeltaTable, ObjectStore, ObjectStoreError, Path};
+use deltalake::table::state::DeltaTableState;
+use deltalake::{DeltaTable, DeltaTableError, ObjectStore, ObjectStoreError, Path};
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use serde_json::{Value, json};
+use storage::log::{LogEntry, read_entry};
 
-use crate::{TableArgs, VacuumArgs};
+use crate::Compactor;
+use crate::error::{Error, ErrorKind, Operation, StepExt as _};
 
 /// Commit JSONs fetched concurrently while scanning the log backwards.
 const LOG_READ_CONCURRENCY: usize = 32;
@@ -80,17 +85,27 @@ pub enum VacuumError {
          cannot be trusted, nothing deleted"
     )]
     LiveFileNotListed { path: String, more: usize },
-    #[error("commit {version}: malformed JSON action: {source}")]
-    MalformedCommit {
-        version: u64,
-        #[source]
-        source: serde_json::Error,
-    },
 }
 
+/// How [`Compactor::vacuum`] decides and what it does with the decision.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VacuumOptions {
+    /// Keep every file a version committed within this window can read, and every
+    /// unreferenced file modified within it (`None`: the table's
+    /// `delta.deletedFileRetentionDuration`, 7 days for tables this project creates).
+    pub retention: Option<Duration>,
+    /// Allow a retention shorter than the table's time-travel window.
+    pub force: bool,
+    /// Decide, but delete nothing and commit nothing.
+    pub dry_run: bool,
+}
+
+/// What [`Compactor::vacuum`] did (or, with `dry_run`, would do).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct VacuumSummary {
+    /// Always `"vacuum"`: every summary names the command that printed it.
     pub command: &'static str,
+    /// Nothing was deleted or committed; the counts say what would have been.
     pub dry_run: bool,
     /// Always `retention-window` (the `--full` flag is accepted as an alias).
     pub mode: &'static str,
@@ -111,35 +126,33 @@ pub struct VacuumSummary {
     pub files_kept_recent: u64,
     /// The oldest version time travel can still read after this vacuum.
     pub oldest_version_kept: i64,
+    /// Commits made (the `VACUUM START`/`VACUUM END` pair; none on a dry run or when
+    /// nothing was deleted).
     pub versions_committed: u64,
+    /// The table version after the vacuum.
     pub table_version: i64,
+    /// With `dry_run`: the storage locations that would be deleted, sorted. Not part of the
+    /// JSON summary (the CLI prints them one per line before it).
+    #[serde(skip)]
+    pub would_delete: Vec<String>,
 }
 
 /// One object in the table's folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    pub location: String,
-    pub size: u64,
-    pub last_modified_ms: i64,
-}
-
-/// The `add`/`remove`/`cdc` actions of one commit JSON that matter to vacuum.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CommitFiles {
-    /// Commit time: the latest of `commitInfo.timestamp`, `inCommitTimestamp` and the JSON
-    /// object's `last_modified` (`None` when none is known: treated as inside the window).
-    pub timestamp_ms: Option<i64>,
-    /// Paths added (and CDC files written), raw as in the log.
-    pub added: Vec<String>,
-    /// Paths removed, raw as in the log, with their `deletionTimestamp`.
-    pub removed: Vec<(String, Option<i64>)>,
+struct Listed {
+    /// Object-store location, relative to the table root, as the store spells it.
+    location: String,
+    /// Bytes.
+    size: u64,
+    /// Storage `last_modified` (Unix ms): when it was uploaded.
+    last_modified_ms: i64,
 }
 
 /// Percent-decode until nothing changes. Log paths are URL-encoded, partition folder names
 /// are percent-encoded as well, and stores differ in how they present names; comparing
 /// fully decoded forms makes every representation of one file agree. Two different files
 /// can only collide into keeping more, never deleting more.
-pub fn canonical(path: &str) -> String {
+fn canonical(path: &str) -> String {
     let mut cur = path.to_string();
     for _ in 0..8 {
         let next = percent_decode_str(&cur).decode_utf8_lossy().into_owned();
@@ -153,7 +166,7 @@ pub fn canonical(path: &str) -> String {
 
 /// The canonical table-relative key of a path from the log, or `None` for an absolute URI
 /// outside the table (which vacuum can never list, so never delete).
-pub fn relative_key(log_path: &str, root_canonical: &str) -> Option<String> {
+fn relative_key(log_path: &str, root_canonical: &str) -> Option<String> {
     let c = canonical(log_path);
     match c.split_once("://") {
         None => Some(c),
@@ -178,7 +191,7 @@ fn root_canonical(url: &str) -> String {
 /// Is this listed object a data file vacuum may consider? Parquet files only, outside
 /// `_delta_log/` and hidden folders; `col=value` folders are data even if `col` starts
 /// with `_`.
-pub fn is_data_file(location: &str, partition_columns: &[String]) -> bool {
+fn is_data_file(location: &str, partition_columns: &[String]) -> bool {
     let mut parts: Vec<&str> = location.split('/').filter(|p| !p.is_empty()).collect();
     let Some(name) = parts.pop() else {
         return false;
@@ -198,7 +211,7 @@ pub fn is_data_file(location: &str, partition_columns: &[String]) -> bool {
 
 /// Kind of a `_delta_log/` entry: `(version, is_checkpoint)` for commit JSONs and
 /// checkpoint parts; `None` for everything else (`_last_checkpoint`, staged commits, CRCs).
-pub fn log_entry(location: &str) -> Option<(u64, bool)> {
+fn log_entry(location: &str) -> Option<(u64, bool)> {
     let name = location.strip_prefix("_delta_log/")?;
     if name.contains('/') || name.len() < 21 || !name.is_char_boundary(20) {
         return None;
@@ -219,71 +232,33 @@ pub fn log_entry(location: &str) -> Option<(u64, bool)> {
     }
 }
 
-/// Parse one commit JSON.
-pub fn parse_commit(
-    version: u64,
-    bytes: &[u8],
-    json_mtime_ms: Option<i64>,
-) -> Result<CommitFiles, VacuumError> {
-    let mut out = CommitFiles {
-        timestamp_ms: json_mtime_ms,
-        ..Default::default()
-    };
-    let mut bump = |t: Option<i64>| {
-        if let Some(t) = t {
-            out.timestamp_ms = Some(out.timestamp_ms.map_or(t, |cur| cur.max(t)));
-        }
-    };
-    let mut added = Vec::new();
-    let mut removed = Vec::new();
-    for line in bytes.split(|&b| b == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let action: Value = serde_json::from_slice(line)
-            .map_err(|source| VacuumError::MalformedCommit { version, source })?;
-        let path_of = |a: &Value| a.get("path").and_then(Value::as_str).map(str::to_string);
-        if let Some(ci) = action.get("commitInfo") {
-            bump(ci.get("timestamp").and_then(Value::as_i64));
-            bump(ci.get("inCommitTimestamp").and_then(Value::as_i64));
-        } else if let Some(p) = action.get("add").and_then(path_of) {
-            added.push(p);
-        } else if let Some(p) = action.get("cdc").and_then(path_of) {
-            added.push(p);
-        } else if let Some(r) = action.get("remove")
-            && let Some(p) = path_of(r)
-        {
-            removed.push((p, r.get("deletionTimestamp").and_then(Value::as_i64)));
-        }
-    }
-    out.added = added;
-    out.removed = removed;
-    Ok(out)
-}
-
 /// What the log says must stay, built from the scan described in the module docs.
 #[derive(Debug, Default)]
-pub struct Protected {
+struct Protected {
     /// Canonical relative keys of the latest snapshot's live files.
-    pub live: HashSet<String>,
+    live: HashSet<String>,
     /// Canonical relative keys that a version inside the window can read.
-    pub window: HashSet<String>,
+    window: HashSet<String>,
 }
 
 /// The decision, given the listing of data files.
 #[derive(Debug, Default, PartialEq)]
-pub struct Plan {
-    pub delete: Vec<Listed>,
-    pub unreferenced: u64,
-    pub kept_for_time_travel: u64,
-    pub kept_recent: u64,
+struct Plan {
+    /// The files to delete, sorted by location.
+    delete: Vec<Listed>,
+    /// Files in `delete`, none of which a version inside the window references (rule 2).
+    unreferenced: u64,
+    /// Not live, kept because a version inside the window can read them.
+    kept_for_time_travel: u64,
+    /// Unreferenced, kept because modified within the retention.
+    kept_recent: u64,
 }
 
 /// Rules 1-3 of the module docs over `data` (already filtered by [`is_data_file`]).
 /// `listed` holds the canonical keys of every object listed outside `_delta_log/` (data
 /// file or not): a live file missing from it means path matching cannot be trusted, and
 /// nothing is deleted (see "Safety rails").
-pub fn plan(
+fn plan(
     data: &[Listed],
     listed: &HashSet<String>,
     protected: &Protected,
@@ -320,133 +295,139 @@ pub fn plan(
     Ok(out)
 }
 
-pub async fn vacuum(t: &TableArgs, args: &VacuumArgs) -> Result<VacuumSummary> {
-    let table = crate::open_for_maintenance(t).await?;
-    let snapshot = table.snapshot().context("reading the table snapshot")?;
-    let latest = snapshot.version();
-    let table_retention = snapshot.table_config().deleted_file_retention_duration();
-    let retention = args.retention.unwrap_or(table_retention);
-    if retention < table_retention && !args.force {
-        return Err(VacuumError::RetentionTooShort {
-            given_hours: hours(retention),
-            table_hours: hours(table_retention),
+/// The retention applied and the table's own (both are recorded in the `VACUUM START`
+/// commit).
+struct Retention {
+    /// The retention this vacuum used (`--retention`, else the table's).
+    applied: Duration,
+    /// The table's own `deletedFileRetentionDuration`.
+    table: Duration,
+}
+
+impl Retention {
+    /// The requested retention (default: the table's), refused when shorter than the
+    /// table's unless forced.
+    fn resolve(snapshot: &DeltaTableState, options: &VacuumOptions) -> Result<Self, VacuumError> {
+        let table = snapshot.table_config().deleted_file_retention_duration();
+        let applied = options.retention.unwrap_or(table);
+        if applied < table && !options.force {
+            return Err(VacuumError::RetentionTooShort {
+                given_hours: hours(applied),
+                table_hours: hours(table),
+            });
         }
-        .into());
-    }
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let cutoff_ms = now_ms.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
-    let root = root_canonical(table.table_url().as_str());
-    let partition_columns = snapshot.metadata().partition_columns().to_vec();
-
-    let mut protected = Protected::default();
-    for f in snapshot.log_data().iter() {
-        if let Some(k) = relative_key(&f.path(), &root) {
-            protected.live.insert(k);
-        }
+        Ok(Retention { applied, table })
     }
 
-    // One listing of the whole table: log entries for the scan, data files for the plan.
-    // Listed after the snapshot was loaded, so every JSON up to `latest` is in it.
-    let store = table.log_store().object_store(None);
-    let (data, listed, json_mtime, checkpoints) =
-        list_table(store.as_ref(), &partition_columns).await?;
-
-    let oldest = scan_window(
-        &table,
-        latest,
-        cutoff_ms,
-        &json_mtime,
-        &checkpoints,
-        &root,
-        &mut protected,
-    )
-    .await?;
-
-    // Belt and braces: tombstones the snapshot still carries that are inside the window.
-    // (A tombstone without a timestamp is left to the commit scan: it would pin its file
-    // forever otherwise.)
-    let log_store = table.log_store();
-    let mut tombstones = snapshot.all_tombstones(log_store.as_ref());
-    while let Some(t) = tombstones.try_next().await.context("reading tombstones")? {
-        if t.deletion_timestamp().is_some_and(|ts| ts >= cutoff_ms)
-            && let Some(k) = relative_key(&t.path(), &root)
-        {
-            protected.window.insert(k);
-        }
+    /// Start of the window: commits and files from this instant on are protected.
+    fn cutoff_ms(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_sub(millis(self.applied))
     }
-    drop(tombstones);
-
-    let plan = plan(&data, &listed, &protected, cutoff_ms)?;
-    let mut summary = VacuumSummary {
-        command: "vacuum",
-        dry_run: args.dry_run,
-        mode: "retention-window",
-        retention_hours: Some(hours(retention)),
-        files_scanned: data.len() as u64,
-        files_kept_for_time_travel: plan.kept_for_time_travel,
-        files_kept_recent: plan.kept_recent,
-        unreferenced_deleted: plan.unreferenced,
-        oldest_version_kept: oldest,
-        table_version: latest as i64,
-        ..Default::default()
-    };
-    if args.dry_run {
-        for f in &plan.delete {
-            println!("{}", f.location);
-        }
-        summary.files_deleted = plan.delete.len() as u64;
-        summary.bytes_deleted = plan.delete.iter().map(|f| f.size).sum();
-        return Ok(summary);
-    }
-    if plan.delete.is_empty() {
-        return Ok(summary);
-    }
-    let (deleted, bytes, version) =
-        delete_and_record(&table, &plan, retention, table_retention, args.force).await?;
-    summary.files_deleted = deleted;
-    summary.bytes_deleted = bytes;
-    summary.versions_committed = version.saturating_sub(latest);
-    summary.table_version = version as i64;
-    Ok(summary)
 }
 
 fn hours(d: Duration) -> f64 {
     d.as_secs_f64() / 3600.0
 }
 
-/// Data files, canonical keys of everything outside `_delta_log/`, commit JSON mtimes by
-/// version, checkpoint versions.
-type ListedTable = (
-    Vec<Listed>,
-    HashSet<String>,
-    HashMap<u64, i64>,
-    BTreeSet<u64>,
-);
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Compactor {
+    /// Delete the data files no version inside the retention window can read (see the
+    /// module docs for the rules), between a `VACUUM START` and a `VACUUM END` commit.
+    pub async fn vacuum(&self, options: &VacuumOptions) -> Result<VacuumSummary, Error> {
+        self.vacuum_table(options)
+            .await
+            .map_err(self.failed(Operation::Vacuum))
+    }
+
+    async fn vacuum_table(&self, options: &VacuumOptions) -> Result<VacuumSummary, ErrorKind> {
+        let table = self.open_for_maintenance().await?;
+        let snapshot = table.snapshot().step("reading the table snapshot")?;
+        let latest = snapshot.version();
+        let retention = Retention::resolve(snapshot, options)?;
+        let cutoff_ms = retention.cutoff_ms(chrono::Utc::now().timestamp_millis());
+        let root = root_canonical(table.table_url().as_str());
+        // One listing of the whole table: log entries for the scan, data files for the plan.
+        // Listed after the snapshot was loaded, so every JSON up to `latest` is in it.
+        let store = table.log_store().object_store(None);
+        let listing = list_table(store.as_ref(), snapshot.metadata().partition_columns()).await?;
+        let (protected, oldest) = protect(&table, &listing, &root, cutoff_ms).await?;
+        let plan = plan(&listing.data, &listing.keys, &protected, cutoff_ms)?;
+        let mut summary = VacuumSummary {
+            command: "vacuum",
+            dry_run: options.dry_run,
+            mode: "retention-window",
+            retention_hours: Some(hours(retention.applied)),
+            files_scanned: listing.data.len() as u64,
+            files_kept_for_time_travel: plan.kept_for_time_travel,
+            files_kept_recent: plan.kept_recent,
+            unreferenced_deleted: plan.unreferenced,
+            oldest_version_kept: oldest,
+            table_version: latest as i64,
+            ..Default::default()
+        };
+        if options.dry_run {
+            summary.files_deleted = plan.delete.len() as u64;
+            summary.bytes_deleted = plan.delete.iter().map(|f| f.size).sum();
+            summary.would_delete = plan.delete.into_iter().map(|f| f.location).collect();
+            return Ok(summary);
+        }
+        if plan.delete.is_empty() {
+            return Ok(summary);
+        }
+        let (deleted, bytes, version) =
+            delete_and_record(&table, &plan, &retention, options.force).await?;
+        summary.files_deleted = deleted;
+        summary.bytes_deleted = bytes;
+        summary.versions_committed = version.saturating_sub(latest);
+        summary.table_version = version as i64;
+        Ok(summary)
+    }
+}
+
+/// The table folder, listed once.
+struct TableListing {
+    /// Data files (see [`is_data_file`]): vacuum's candidates.
+    data: Vec<Listed>,
+    /// Canonical keys of every object outside `_delta_log/` (data file or not).
+    keys: HashSet<String>,
+    /// Commit JSON `last_modified` (Unix ms) by version.
+    json_mtime: HashMap<u64, i64>,
+    /// Versions that have a checkpoint.
+    checkpoints: BTreeSet<u64>,
+}
 
 /// List the table folder once: data files, commit JSON mtimes, checkpoint versions.
-async fn list_table(store: &dyn ObjectStore, partition_columns: &[String]) -> Result<ListedTable> {
-    let mut data = Vec::new();
-    let mut keys = HashSet::new();
-    let mut json_mtime = HashMap::new();
-    let mut checkpoints = BTreeSet::new();
+async fn list_table(
+    store: &dyn ObjectStore,
+    partition_columns: &[String],
+) -> Result<TableListing, ErrorKind> {
+    let mut out = TableListing {
+        data: Vec::new(),
+        keys: HashSet::new(),
+        json_mtime: HashMap::new(),
+        checkpoints: BTreeSet::new(),
+    };
     let mut listing = store.list(None);
-    while let Some(meta) = listing.try_next().await.context("listing the table")? {
+    while let Some(meta) = listing.try_next().await.step("listing the table")? {
         let location = meta.location.as_ref();
         let modified = meta.last_modified.timestamp_millis();
         if location.starts_with("_delta_log/") {
             match log_entry(location) {
                 Some((v, false)) => {
-                    json_mtime.insert(v, modified);
+                    out.json_mtime.insert(v, modified);
                 }
                 Some((v, true)) => {
-                    checkpoints.insert(v);
+                    out.checkpoints.insert(v);
                 }
                 None => {}
             }
         } else {
-            keys.insert(canonical(location));
+            out.keys.insert(canonical(location));
             if is_data_file(location, partition_columns) {
-                data.push(Listed {
+                out.data.push(Listed {
                     location: location.to_string(),
                     size: meta.size,
                     last_modified_ms: modified,
@@ -454,82 +435,157 @@ async fn list_table(store: &dyn ObjectStore, partition_columns: &[String]) -> Re
             }
         }
     }
-    Ok((data, keys, json_mtime, checkpoints))
+    Ok(out)
 }
 
-/// Read commit JSONs newest first into `protected.window` until the boundary commit (see
-/// the module docs); returns the oldest version time travel can read afterwards.
+/// What the log says must stay (rules 1 and 2 of the module docs, plus the snapshot's
+/// tombstones inside the window), and the oldest version time travel can read afterwards
+/// (informational: it is reported, never used to decide a deletion).
+async fn protect(
+    table: &DeltaTable,
+    listing: &TableListing,
+    root: &str,
+    cutoff_ms: i64,
+) -> Result<(Protected, i64), ErrorKind> {
+    let snapshot = table.snapshot().step("reading the table snapshot")?;
+    let latest = snapshot.version();
+    let mut protected = Protected {
+        live: snapshot
+            .log_data()
+            .iter()
+            .filter_map(|f| relative_key(&f.path(), root))
+            .collect(),
+        window: HashSet::new(),
+    };
+    let window = &mut protected.window;
+    let oldest = match scan_window(table, latest, cutoff_ms, &listing.json_mtime, root, window)
+        .await?
+    {
+        ScanEnd::Start => 0,
+        ScanEnd::Boundary(v) => v as i64,
+        ScanEnd::Gap(k) => {
+            keep_checkpoint_versions(table, k, latest, &listing.checkpoints, root, window).await?
+        }
+    };
+    window_tombstones(table, snapshot, cutoff_ms, root, window).await?;
+    Ok((protected, oldest))
+}
+
+/// Where the newest-first scan of commit JSONs stopped.
+enum ScanEnd {
+    /// At version 0: every commit is inside the window.
+    Start,
+    /// At the boundary commit: the version "as of" the cutoff, the oldest one time travel
+    /// inside the window can ask for.
+    Boundary(u64),
+    /// At the first version (newest first) whose JSON has been expired.
+    Gap(u64),
+}
+
+/// Read commit JSONs newest first into `window` (the files versions inside the window can
+/// read) until the boundary commit (see the module docs) or a gap.
 async fn scan_window(
     table: &DeltaTable,
     latest: u64,
     cutoff_ms: i64,
     json_mtime: &HashMap<u64, i64>,
-    checkpoints: &BTreeSet<u64>,
     root: &str,
-    protected: &mut Protected,
-) -> Result<i64> {
+    window: &mut HashSet<String>,
+) -> Result<ScanEnd, ErrorKind> {
     let log_store = table.log_store();
     let mut reads = futures::stream::iter((0..=latest).rev())
         .map(|v| {
             let log_store = log_store.clone();
-            async move { (v, log_store.read_commit_entry(v).await) }
+            async move { (v, read_entry(log_store.as_ref(), v as i64).await) }
         })
         .buffered(LOG_READ_CONCURRENCY);
-    let mut gap = None;
-    let mut oldest = 0i64;
-    // (`oldest` is informational: it is reported, never used to decide a deletion.)
     while let Some((v, read)) = reads.next().await {
-        let Some(bytes) = read.with_context(|| format!("reading commit {v}"))? else {
-            gap = Some(v);
-            break;
+        let Some(entry) = read? else {
+            return Ok(ScanEnd::Gap(v));
         };
-        let commit = parse_commit(v, &bytes, json_mtime.get(&v).copied())?;
-        let inside = commit.timestamp_ms.is_none_or(|ts| ts >= cutoff_ms);
-        if inside {
-            let paths = commit
-                .added
-                .iter()
-                .chain(commit.removed.iter().map(|(p, _)| p));
-            protected
-                .window
-                .extend(paths.filter_map(|p| relative_key(p, root)));
-        } else {
-            // The boundary: version `v` is the oldest readable inside the window. Its own
-            // removes matter only to older versions, unless stamped inside the window.
-            protected.window.extend(
-                commit
-                    .removed
-                    .iter()
-                    .filter(|(_, ts)| ts.is_some_and(|ts| ts >= cutoff_ms))
-                    .filter_map(|(p, _)| relative_key(p, root)),
-            );
-            oldest = v as i64;
-            break;
+        let time = commit_time_ms(&entry, json_mtime.get(&v).copied());
+        let inside = time.is_none_or(|ts| ts >= cutoff_ms);
+        window
+            .extend(window_paths(&entry, inside, cutoff_ms).filter_map(|p| relative_key(p, root)));
+        if !inside {
+            return Ok(ScanEnd::Boundary(v));
         }
     }
-    drop(reads);
-    if let Some(k) = gap {
-        // From `k` on, versions are readable from the first checkpoint at or after `k`.
-        oldest = checkpoints
-            .range(k..)
-            .next()
-            .map_or(latest as i64, |&c| c as i64);
-        // JSON `k` is gone: below it only checkpoint-only versions are readable; keep theirs.
-        for &c in checkpoints.range(..k) {
-            let mut at = table.clone();
-            at.load_version(c).await.with_context(|| {
-                format!("reading checkpoint {c} (a version time travel can still read)")
-            })?;
-            let snap = at.snapshot().context("reading a checkpoint's snapshot")?;
-            protected.window.extend(
-                snap.log_data()
-                    .iter()
-                    .filter_map(|f| relative_key(&f.path(), root)),
-            );
-            oldest = oldest.min(c as i64);
-        }
+    Ok(ScanEnd::Start)
+}
+
+/// A commit's time for the window test: the latest of what it recorded (`commitInfo`
+/// `timestamp` / `inCommitTimestamp`) and its JSON's `last_modified`. The latest, because
+/// a later time can only place the commit inside the window and so keep more; `None`
+/// (nothing known) counts as inside for the same reason.
+fn commit_time_ms(entry: &LogEntry, json_mtime_ms: Option<i64>) -> Option<i64> {
+    entry.timestamp_ms().max(json_mtime_ms)
+}
+
+/// The paths (raw, as in the log) of one commit that versions inside the window can read.
+/// A commit inside the window: everything it added (data and CDC files) or removed — a
+/// removed file is still in the version just before. The boundary commit: only removes
+/// stamped inside the window; its other removes matter only to versions older than it.
+fn window_paths(entry: &LogEntry, inside: bool, cutoff_ms: i64) -> impl Iterator<Item = &str> {
+    let added = entry.adds.iter().chain(&entry.cdc).filter(move |_| inside);
+    let removed = entry
+        .removes
+        .iter()
+        .filter(move |r| inside || r.deletion_timestamp.is_some_and(|ts| ts >= cutoff_ms));
+    added.chain(removed).map(|f| f.path.as_str())
+}
+
+/// JSON `gap` is gone: versions from it on are readable from the first checkpoint at or
+/// after it, and below it only versions with a checkpoint of their own are; keep their files
+/// (whatever their age). Returns the oldest readable version.
+async fn keep_checkpoint_versions(
+    table: &DeltaTable,
+    gap: u64,
+    latest: u64,
+    checkpoints: &BTreeSet<u64>,
+    root: &str,
+    window: &mut HashSet<String>,
+) -> Result<i64, ErrorKind> {
+    let mut oldest = checkpoints
+        .range(gap..)
+        .next()
+        .map_or(latest as i64, |&c| c as i64);
+    for &c in checkpoints.range(..gap) {
+        let mut at = table.clone();
+        at.load_version(c).await.step(format!(
+            "reading checkpoint {c} (a version time travel can still read)"
+        ))?;
+        let snap = at.snapshot().step("reading a checkpoint's snapshot")?;
+        window.extend(
+            snap.log_data()
+                .iter()
+                .filter_map(|f| relative_key(&f.path(), root)),
+        );
+        oldest = oldest.min(c as i64);
     }
     Ok(oldest)
+}
+
+/// Belt and braces: tombstones the snapshot still carries that are inside the window. (A
+/// tombstone without a timestamp is left to the commit scan: it would pin its file forever
+/// otherwise.)
+async fn window_tombstones(
+    table: &DeltaTable,
+    snapshot: &DeltaTableState,
+    cutoff_ms: i64,
+    root: &str,
+    window: &mut HashSet<String>,
+) -> Result<(), ErrorKind> {
+    let log_store = table.log_store();
+    let mut tombstones = snapshot.all_tombstones(log_store.as_ref());
+    while let Some(t) = tombstones.try_next().await.step("reading tombstones")? {
+        if t.deletion_timestamp().is_some_and(|ts| ts >= cutoff_ms)
+            && let Some(k) = relative_key(&t.path(), root)
+        {
+            window.insert(k);
+        }
+    }
+    Ok(())
 }
 
 /// Delete the planned files between a `VACUUM START` and a `VACUUM END` commit (as Spark and
@@ -538,83 +594,92 @@ async fn scan_window(
 async fn delete_and_record(
     table: &DeltaTable,
     plan: &Plan,
-    retention: Duration,
-    table_retention: Duration,
+    retention: &Retention,
     force: bool,
-) -> Result<(u64, u64, u64)> {
+) -> Result<(u64, u64, u64), ErrorKind> {
     let log_store = table.log_store();
-    let meta = |metrics: Value| {
-        CommitProperties::default().with_metadata([
-            (
-                "compactor".to_string(),
-                json!({"version": env!("CARGO_PKG_VERSION")}),
-            ),
-            ("operationMetrics".to_string(), metrics),
-        ])
-    };
-    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-    let planned_bytes: u64 = plan.delete.iter().map(|f| f.size).sum();
-    let snapshot: &dyn TableReference = table.snapshot().context("reading the table snapshot")?;
-    let start = CommitBuilder::from(meta(json!({
-        "numFilesToDelete": plan.delete.len(),
-        "sizeOfDataToDelete": planned_bytes,
-    })))
-    .build(
-        Some(snapshot),
+    let snapshot = table.snapshot().step("reading the table snapshot")?;
+    let start = commit_vacuum(
+        snapshot,
         log_store.clone(),
         DeltaOperation::VacuumStart {
             retention_check_enabled: !force,
-            specified_retention_millis: Some(millis(retention)),
-            default_retention_millis: millis(table_retention),
+            specified_retention_millis: Some(millis(retention.applied)),
+            default_retention_millis: millis(retention.table),
         },
+        json!({
+            "numFilesToDelete": plan.delete.len(),
+            "sizeOfDataToDelete": plan.delete.iter().map(|f| f.size).sum::<u64>(),
+        }),
     )
     .await
-    .context("committing VACUUM START")?;
+    .step("committing VACUUM START")?;
+    let (files, bytes) = delete_files(log_store.object_store(None).as_ref(), &plan.delete).await?;
+    let end = commit_vacuum(
+        &start.snapshot,
+        log_store,
+        DeltaOperation::VacuumEnd {
+            status: "COMPLETED".to_string(),
+        },
+        json!({
+            "numDeletedFiles": files,
+            "sizeOfDeletedData": bytes,
+            "numVacuumedDirectories": 0,
+        }),
+    )
+    .await
+    .step("committing VACUUM END")?;
+    Ok((files, bytes, end.version))
+}
 
-    let sizes: HashMap<&str, u64> = plan
-        .delete
+/// Commit a `VACUUM START`/`END` with our version and the operation's metrics.
+async fn commit_vacuum(
+    snapshot: &dyn TableReference,
+    log_store: LogStoreRef,
+    operation: DeltaOperation,
+    metrics: Value,
+) -> Result<FinalizedCommit, DeltaTableError> {
+    let properties = CommitProperties::default().with_metadata([
+        (
+            "compactor".to_string(),
+            json!({"version": env!("CARGO_PKG_VERSION")}),
+        ),
+        ("operationMetrics".to_string(), metrics),
+    ]);
+    CommitBuilder::from(properties)
+        .build(Some(snapshot), log_store, operation)
+        .await
+}
+
+/// Delete `files`; returns files and bytes actually deleted (one already gone is logged and
+/// not counted: another vacuum got there first).
+async fn delete_files(store: &dyn ObjectStore, files: &[Listed]) -> Result<(u64, u64), ErrorKind> {
+    let sizes: HashMap<&str, u64> = files
         .iter()
         .map(|f| (f.location.as_str(), f.size))
         .collect();
-    let store = log_store.object_store(None);
     let locations = futures::stream::iter(
-        plan.delete
+        files
             .iter()
             .map(|f| Path::parse(&f.location).map_err(ObjectStoreError::from))
             .collect::<Vec<_>>(),
     )
     .boxed();
     let mut results = store.delete_stream(locations);
-    let (mut files, mut bytes) = (0u64, 0u64);
+    let (mut count, mut bytes) = (0u64, 0u64);
     while let Some(r) = results.next().await {
         match r {
             Ok(p) => {
-                files += 1;
+                count += 1;
                 bytes += sizes.get(p.as_ref()).copied().unwrap_or(0);
             }
             Err(ObjectStoreError::NotFound { path, .. }) => {
                 tracing::warn!(%path, "already deleted by someone else");
             }
-            Err(e) => return Err(e).context("deleting a data file"),
+            Err(e) => return Err(e).step("deleting a data file"),
         }
     }
-    drop(results);
-
-    let end = CommitBuilder::from(meta(json!({
-        "numDeletedFiles": files,
-        "sizeOfDeletedData": bytes,
-        "numVacuumedDirectories": 0,
-    })))
-    .build(
-        Some(&start.snapshot as &dyn TableReference),
-        log_store.clone(),
-        DeltaOperation::VacuumEnd {
-            status: "COMPLETED".to_string(),
-        },
-    )
-    .await
-    .context("committing VACUUM END")?;
-    Ok((files, bytes, end.version))
+    Ok((count, bytes))
 }
 
 #[cfg(test)]
@@ -688,21 +753,38 @@ mod tests {
     }
 
     #[test]
-    fn commit_parsing_takes_latest_timestamp() {
+    fn commit_time_and_window_paths() {
         let body = br#"{"commitInfo":{"timestamp":1000,"operation":"OPTIMIZE"}}
-{"add":{"path":"a=1/new.parquet","size":1,"dataChange":false}}
+{"add":{"path":"a=1/new.parquet","partitionValues":{"a":"1"},"size":1,"dataChange":false}}
+{"cdc":{"path":"_change_data/c.parquet","partitionValues":{},"size":1,"dataChange":false}}
 {"remove":{"path":"a=1/old.parquet","deletionTimestamp":990,"dataChange":false}}
+{"remove":{"path":"a=1/recent.parquet","deletionTimestamp":1200,"dataChange":false}}
 "#;
-        let c = parse_commit(3, body, Some(1500)).unwrap();
-        assert_eq!(c.timestamp_ms, Some(1500));
-        assert_eq!(c.added, vec!["a=1/new.parquet".to_string()]);
-        assert_eq!(c.removed, vec![("a=1/old.parquet".to_string(), Some(990))]);
-        let c = parse_commit(3, body, None).unwrap();
-        assert_eq!(c.timestamp_ms, Some(1000));
-        assert!(matches!(
-            parse_commit(4, b"{not json\n", None),
-            Err(VacuumError::MalformedCommit { version: 4, .. })
-        ));
+        let e = LogEntry::parse(3, body).expect("parses");
+        // The later of the recorded time and the JSON's mtime.
+        assert_eq!(commit_time_ms(&e, Some(1500)), Some(1500));
+        assert_eq!(commit_time_ms(&e, Some(500)), Some(1000));
+        assert_eq!(commit_time_ms(&e, None), Some(1000));
+        let bare = LogEntry::parse(
+            4,
+            br#"{"add":{"path":"x.parquet","partitionValues":{},"size":1,"dataChange":true}}"#,
+        )
+        .expect("parses");
+        assert_eq!(commit_time_ms(&bare, Some(7)), Some(7));
+        assert_eq!(commit_time_ms(&bare, None), None);
+
+        let inside: Vec<_> = window_paths(&e, true, 1100).collect();
+        assert_eq!(
+            inside,
+            [
+                "a=1/new.parquet",
+                "_change_data/c.parquet",
+                "a=1/old.parquet",
+                "a=1/recent.parquet"
+            ]
+        );
+        let boundary: Vec<_> = window_paths(&e, false, 1100).collect();
+        assert_eq!(boundary, ["a=1/recent.parquet"]);
     }
 
     #[test]

@@ -1,11 +1,11 @@
-//! From a decoded record to a table row: type-check the common fields and derive
+//! From a parsed record to a table row: type-check the common fields and derive
 //! `created_datetime`, `created_timestamp`, `created_date`, `event_type` and `event_subtype`.
 
 use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
-use crate::decode::{RawEvent, raw_as_str};
+use crate::parse::{RawEvent, raw_as_str};
 use crate::time::{SECS_PER_DAY, format_datetime};
 use crate::validate::{RejectReason, Rejection, ValidationRules};
 
@@ -45,52 +45,14 @@ pub fn split_name(name: &str) -> (&str, Option<&str>) {
     (first, second)
 }
 
-/// Validate and enrich a decoded record.
+/// Validate and enrich a parsed record.
 pub fn enrich<'a>(
     raw: RawEvent<'a>,
     rules: &ValidationRules,
     now_secs: i64,
 ) -> Result<Enriched<'a>, Rejection> {
-    let event_uuid = match raw.event_uuid {
-        None => {
-            return Err(Rejection::new(
-                RejectReason::MissingEventUuid,
-                "event_uuid is missing",
-            ));
-        }
-        Some(v) => match raw_as_str(v) {
-            Some(s) if !s.is_empty() => s,
-            Some(_) => {
-                return Err(Rejection::new(
-                    RejectReason::InvalidEventUuid,
-                    "event_uuid is an empty string",
-                ));
-            }
-            None => {
-                return Err(Rejection::new(
-                    RejectReason::InvalidEventUuid,
-                    not_a_string("event_uuid", v),
-                ));
-            }
-        },
-    };
-    let event_name = match raw.event_name {
-        None => {
-            return Err(Rejection::new(
-                RejectReason::MissingEventName,
-                "event_name is missing",
-            ));
-        }
-        Some(v) => match raw_as_str(v) {
-            Some(s) => s,
-            None => {
-                return Err(Rejection::new(
-                    RejectReason::InvalidEventName,
-                    not_a_string("event_name", v),
-                ));
-            }
-        },
-    };
+    let event_uuid = uuid_of(raw.event_uuid)?;
+    let event_name = name_of(raw.event_name)?;
     if split_name(&event_name).0.is_empty() {
         return Err(Rejection::new(
             RejectReason::InvalidEventName,
@@ -129,6 +91,35 @@ pub fn enrich<'a>(
         created_datetime,
         created_days,
         payload: raw.payload,
+    })
+}
+
+/// `event_uuid`: present, a string, not empty.
+fn uuid_of(v: Option<&RawValue>) -> Result<Cow<'_, str>, Rejection> {
+    let v =
+        v.ok_or_else(|| Rejection::new(RejectReason::MissingEventUuid, "event_uuid is missing"))?;
+    match raw_as_str(v) {
+        Some(s) if !s.is_empty() => Ok(s),
+        Some(_) => Err(Rejection::new(
+            RejectReason::InvalidEventUuid,
+            "event_uuid is an empty string",
+        )),
+        None => Err(Rejection::new(
+            RejectReason::InvalidEventUuid,
+            not_a_string("event_uuid", v),
+        )),
+    }
+}
+
+/// `event_name`: present and a string (its parts are checked by the caller).
+fn name_of(v: Option<&RawValue>) -> Result<Cow<'_, str>, Rejection> {
+    let v =
+        v.ok_or_else(|| Rejection::new(RejectReason::MissingEventName, "event_name is missing"))?;
+    raw_as_str(v).ok_or_else(|| {
+        Rejection::new(
+            RejectReason::InvalidEventName,
+            not_a_string("event_name", v),
+        )
     })
 }
 
@@ -213,7 +204,7 @@ fn out_of_range(text: &str) -> Rejection {
 }
 
 /// Why a common field that must be a string is not one. A JSON string that still fails to
-/// decode holds an escaped lone surrogate (`"\ud800"`): valid JSON syntax, but no Unicode
+/// parse holds an escaped lone surrogate (`"\ud800"`): valid JSON syntax, but no Unicode
 /// text, so it cannot be stored in a string column.
 fn not_a_string(field: &str, raw: &RawValue) -> String {
     match json_kind(raw) {
@@ -238,7 +229,7 @@ fn json_kind(raw: &RawValue) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::decode_event;
+    use crate::parse::parse_event;
     use crate::time::format_date;
     use chrono::{DateTime, Utc};
     use proptest::prelude::*;
@@ -247,7 +238,7 @@ mod tests {
 
     fn run(json: &str) -> Result<Enriched<'_>, Rejection> {
         enrich(
-            decode_event(json.as_bytes())?,
+            parse_event(json.as_bytes())?,
             &ValidationRules::default(),
             NOW,
         )
@@ -294,6 +285,7 @@ mod tests {
         assert_eq!(e.created_at, 1_710_670_530);
     }
 
+    /// A table of (input, expected reason) cases, one per line: long by nature, not logic.
     #[test]
     fn rejections() {
         use RejectReason::*;

@@ -1,10 +1,18 @@
-//! Column names, types and partitioning of the two tables. These names are a contract with
-//! users' queries (Athena, Spark, DuckDB): rename nothing without a migration.
+//! Column names, types, values and partitioning of the two tables. These names are a
+//! contract with users' queries (Athena, Spark, DuckDB): rename nothing without a migration.
+//!
+//! A column is one line: its name, type, nullability and where its value comes from
+//! ([`Value`]). The order of the lines is the order of the columns in every data file.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::arrow::error::ArrowError;
 use deltalake::kernel::{DataType, StructField};
+
+use crate::row::{Cell, Supplied, Value, build_array};
 
 pub const EVENT_UUID: &str = "event_uuid";
 pub const EVENT_NAME: &str = "event_name";
@@ -46,15 +54,27 @@ pub struct Column {
     pub name: &'static str,
     pub kind: ColumnType,
     pub nullable: bool,
+    /// Where each row's value comes from.
+    pub value: Value,
 }
 
-const fn col(name: &'static str, kind: ColumnType, nullable: bool) -> Column {
+const fn col(name: &'static str, kind: ColumnType, nullable: bool, value: Value) -> Column {
     Column {
         name,
         kind,
         nullable,
+        value,
     }
 }
+
+/// Partition values of one data file: (column, value) in partition-column order, `None` for
+/// null (the shape Delta's add actions and folder names take).
+pub type PartitionValues = Vec<(String, Option<String>)>;
+
+// Short names for the two tables below, which read as tables: one column a line.
+use ColumnType as T;
+use Supplied::*;
+use Value::{Event, Reject, Supplied as Writer};
 
 /// A table's definition: columns in order, the partition columns, the column that carries
 /// the dedupe key, and whether dedupe is scoped to a partition or to the whole table.
@@ -74,20 +94,21 @@ pub struct TableDef {
 /// always lands in the partition where its first copy is).
 pub static EVENTS: TableDef = TableDef {
     name: "events",
+    #[rustfmt::skip]
     columns: &[
-        col(EVENT_UUID, ColumnType::String, false),
-        col(EVENT_NAME, ColumnType::String, false),
-        col(CREATED_AT, ColumnType::Long, false),
-        col(CREATED_TIMESTAMP, ColumnType::Timestamp, false),
-        col(CREATED_DATETIME, ColumnType::String, false),
-        col(EVENT_TYPE, ColumnType::String, false),
-        col(EVENT_SUBTYPE, ColumnType::String, true),
-        col(CREATED_DATE, ColumnType::Date, false),
-        col(PAYLOAD, ColumnType::String, false),
-        col(SOURCE, ColumnType::String, false),
-        col(SOURCE_SHARD, ColumnType::String, true),
-        col(SOURCE_POSITION, ColumnType::String, false),
-        col(INGESTED_AT, ColumnType::Timestamp, false),
+        col(EVENT_UUID,        T::String,    false, Event(|e| Cell::Text(&e.uuid))),
+        col(EVENT_NAME,        T::String,    false, Event(|e| Cell::Text(&e.name))),
+        col(CREATED_AT,        T::Long,      false, Event(|e| Cell::Long(e.created_at))),
+        col(CREATED_TIMESTAMP, T::Timestamp, false, Event(|e| Cell::Micros(e.created_micros))),
+        col(CREATED_DATETIME,  T::String,    false, Event(|e| Cell::Text(&e.created_datetime))),
+        col(EVENT_TYPE,        T::String,    false, Event(|e| Cell::Text(e.event_type()))),
+        col(EVENT_SUBTYPE,     T::String,    true,  Event(|e| Cell::text_or_null(e.event_subtype()))),
+        col(CREATED_DATE,      T::Date,      false, Event(|e| Cell::Days(e.created_days))),
+        col(PAYLOAD,           T::String,    false, Event(|e| Cell::Text(&e.payload))),
+        col(SOURCE,            T::String,    false, Writer(Source)),
+        col(SOURCE_SHARD,      T::String,    true,  Writer(SourceShard)),
+        col(SOURCE_POSITION,   T::String,    false, Writer(SourcePosition)),
+        col(INGESTED_AT,       T::Timestamp, false, Writer(ProcessedAt)),
     ],
     partition_columns: &[EVENT_TYPE, CREATED_DATE],
     key_column: EVENT_UUID,
@@ -99,16 +120,17 @@ pub static EVENTS: TableDef = TableDef {
 /// input never records the same rejection twice.
 pub static REJECTED: TableDef = TableDef {
     name: "events_rejected",
+    #[rustfmt::skip]
     columns: &[
-        col(REJECTION_ID, ColumnType::String, false),
-        col(RAW, ColumnType::Binary, false),
-        col(REASON, ColumnType::String, false),
-        col(MESSAGE, ColumnType::String, false),
-        col(SOURCE, ColumnType::String, false),
-        col(SOURCE_SHARD, ColumnType::String, true),
-        col(SOURCE_POSITION, ColumnType::String, false),
-        col(REJECTED_AT, ColumnType::Timestamp, false),
-        col(REJECTED_DATE, ColumnType::Date, false),
+        col(REJECTION_ID,    T::String,    false, Writer(RejectionId)),
+        col(RAW,             T::Binary,    false, Writer(Raw)),
+        col(REASON,          T::String,    false, Reject(|r| Cell::Text(r.reason.as_str()))),
+        col(MESSAGE,         T::String,    false, Reject(|r| Cell::Text(&r.message))),
+        col(SOURCE,          T::String,    false, Writer(Source)),
+        col(SOURCE_SHARD,    T::String,    true,  Writer(SourceShard)),
+        col(SOURCE_POSITION, T::String,    false, Writer(SourcePosition)),
+        col(REJECTED_AT,     T::Timestamp, false, Writer(ProcessedAt)),
+        col(REJECTED_DATE,   T::Date,      false, Writer(ProcessedDate)),
     ],
     partition_columns: &[REJECTED_DATE],
     key_column: REJECTION_ID,
@@ -137,6 +159,15 @@ impl ColumnType {
             ColumnType::Binary => DataType::BINARY,
         }
     }
+
+    /// Whether a column of this type may partition a table: its values must have a text
+    /// form for folder names and the log ([`Cell::partition_value`]).
+    pub fn can_partition(self) -> bool {
+        matches!(
+            self,
+            ColumnType::String | ColumnType::Long | ColumnType::Date
+        )
+    }
 }
 
 impl TableDef {
@@ -162,9 +193,7 @@ impl TableDef {
     /// the folder name, not in the Parquet file.
     pub fn file_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
-            self.columns
-                .iter()
-                .filter(|c| !self.partition_columns.contains(&c.name))
+            self.file_columns()
                 .map(|c| Field::new(c.name, c.kind.arrow(), c.nullable))
                 .collect::<Vec<_>>(),
         ))
@@ -172,6 +201,76 @@ impl TableDef {
 
     pub fn is_partition_column(&self, name: &str) -> bool {
         self.partition_columns.contains(&name)
+    }
+
+    /// The columns a data file holds, in order (all but the partition columns).
+    pub fn file_columns(&self) -> impl Iterator<Item = &Column> {
+        self.columns
+            .iter()
+            .filter(|c| !self.is_partition_column(c.name))
+    }
+
+    /// The partition columns, in partition order.
+    pub fn partition_defs(&self) -> impl Iterator<Item = &Column> {
+        self.partition_columns
+            .iter()
+            .filter_map(|p| self.columns.iter().find(|c| c.name == *p))
+    }
+
+    /// The data-file batch of `rows` rows: every column of [`Self::file_schema`], in
+    /// order, row `r`'s value in a column being `cell(r, column.value)`. This is the whole
+    /// row layout: the caller only answers for values, never for columns.
+    pub fn file_batch<'a>(
+        &self,
+        rows: usize,
+        cell: impl Fn(usize, Value) -> Cell<'a>,
+    ) -> Result<RecordBatch, ArrowError> {
+        let mut cells = Vec::with_capacity(rows);
+        let mut arrays = Vec::new();
+        for c in self.file_columns() {
+            cells.clear();
+            cells.extend((0..rows).map(|r| cell(r, c.value)));
+            let array = build_array(c.kind, &cells).map_err(|e| {
+                ArrowError::InvalidArgumentError(format!("column `{}`: {e}", c.name))
+            })?;
+            arrays.push(array);
+        }
+        RecordBatch::try_new(self.file_schema(), arrays)
+    }
+
+    /// Rows `0..rows` grouped by their partition values (`cell` as for
+    /// [`Self::file_batch`]): one group per data-file folder, groups in value order, rows
+    /// in input order within a group.
+    pub fn partition_groups<'a>(
+        &self,
+        rows: usize,
+        cell: impl Fn(usize, Value) -> Cell<'a>,
+    ) -> Vec<(PartitionValues, Vec<usize>)> {
+        let parts: Vec<&Column> = self.partition_defs().collect();
+        let mut groups: BTreeMap<Vec<Cell<'a>>, Vec<usize>> = BTreeMap::new();
+        // Looked up by slice, so a key is allocated once per group, not once per row.
+        let mut key = Vec::with_capacity(parts.len());
+        for r in 0..rows {
+            key.clear();
+            key.extend(parts.iter().map(|c| cell(r, c.value)));
+            match groups.get_mut(key.as_slice()) {
+                Some(group) => group.push(r),
+                None => {
+                    groups.insert(key.clone(), vec![r]);
+                }
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(key, rows)| {
+                let values = parts
+                    .iter()
+                    .zip(key)
+                    .map(|(c, v)| (c.name.to_string(), v.partition_value()))
+                    .collect();
+                (values, rows)
+            })
+            .collect()
     }
 }
 
@@ -188,6 +287,7 @@ pub fn default_table_properties() -> Vec<(&'static str, &'static str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::row::EventRow;
 
     #[test]
     fn file_schema_excludes_partitions() {
@@ -202,10 +302,94 @@ mod tests {
     fn delta_and_arrow_agree() {
         for def in [&EVENTS, &REJECTED] {
             assert_eq!(def.delta_fields().len(), def.arrow_schema().fields().len());
-            for p in def.partition_columns {
-                assert!(def.columns.iter().any(|c| c.name == *p));
-            }
             assert!(def.columns.iter().any(|c| c.name == def.key_column));
         }
+    }
+
+    /// Every partition column is a column of the definition, exactly once, of a type with
+    /// a partition form, and not in the data files.
+    #[test]
+    fn partition_columns_are_in_the_definition() {
+        for def in [&EVENTS, &REJECTED] {
+            let parts: Vec<&Column> = def.partition_defs().collect();
+            assert_eq!(parts.len(), def.partition_columns.len(), "{}", def.name);
+            for (c, p) in parts.iter().zip(def.partition_columns) {
+                assert_eq!(c.name, *p);
+                assert_eq!(def.columns.iter().filter(|c| c.name == *p).count(), 1);
+                assert!(c.kind.can_partition(), "{}.{p}", def.name);
+                assert!(def.file_schema().field_with_name(p).is_err());
+            }
+        }
+        assert_eq!(EVENTS.partition_columns, [EVENT_TYPE, CREATED_DATE]);
+        assert_eq!(REJECTED.partition_columns, [REJECTED_DATE]);
+    }
+
+    /// A table's columns take values from its own row kind (or from the writer), never
+    /// from the other table's: the writer would have nothing to give them.
+    #[test]
+    fn values_come_from_the_tables_own_row() {
+        let names = |def: &TableDef, keep: fn(&Value) -> bool| -> Vec<&str> {
+            def.columns
+                .iter()
+                .filter(|c| keep(&c.value))
+                .map(|c| c.name)
+                .collect()
+        };
+        assert!(names(&EVENTS, |v| matches!(v, Value::Reject(_))).is_empty());
+        assert!(names(&REJECTED, |v| matches!(v, Value::Event(_))).is_empty());
+        assert_eq!(
+            names(&REJECTED, |v| matches!(
+                v,
+                Value::Supplied(Supplied::RejectionId)
+            )),
+            [REJECTION_ID]
+        );
+    }
+
+    /// A value of the wrong type is an error naming the column, not a panic or a cast.
+    #[test]
+    fn misfit_value_is_an_error() {
+        let err = REJECTED
+            .file_batch(1, |_, v| match v {
+                Value::Supplied(Supplied::Raw) => Cell::Text("not bytes"),
+                _ => Cell::Null,
+            })
+            .expect_err("text in a binary column");
+        assert!(
+            err.to_string().contains("column `raw`: a text value"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn partition_groups_keep_row_order_and_sort_groups() {
+        let rows: Vec<EventRow> = ["b:x", "a", "b", "a:y", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| EventRow {
+                uuid: format!("u{i}"),
+                name: (*name).into(),
+                created_at: 1_710_670_530,
+                created_micros: 1_710_670_530_000_000,
+                created_datetime: "2024-03-17T10:15:30Z".into(),
+                created_days: 19_799,
+                payload: "{}".into(),
+                record: i as u32,
+            })
+            .collect();
+        let groups = EVENTS.partition_groups(rows.len(), |r, v| match v {
+            Value::Event(f) => f(&rows[r]),
+            _ => Cell::Null,
+        });
+        let day = || (CREATED_DATE.to_string(), Some("2024-03-17".to_string()));
+        let folder = |t: &str| vec![(EVENT_TYPE.to_string(), Some(t.to_string())), day()];
+        assert_eq!(
+            groups,
+            [
+                (folder("a"), vec![1, 3]),
+                (folder("b"), vec![0, 2]),
+                (folder("c"), vec![4]),
+            ]
+        );
     }
 }

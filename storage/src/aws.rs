@@ -72,10 +72,10 @@ pub async fn ensure_table(
     range_key: Option<&str>,
     ttl_attribute: Option<&str>,
 ) -> Result<Created, TableSetupError> {
-    let err = |step: &'static str, e: String| TableSetupError {
+    let err = |step: &'static str, message: String| TableSetupError {
         table: table.to_string(),
         step,
-        message: e,
+        message,
     };
     match client.describe_table().table_name(table).send().await {
         Ok(_) => return Ok(Created::AlreadyExisted),
@@ -89,19 +89,42 @@ pub async fn ensure_table(
             ));
         }
     }
+    let created = create_table(client, table, hash_key, range_key)
+        .await
+        .map_err(|(step, m)| err(step, m))?;
+    wait_active(client, table)
+        .await
+        .map_err(|m| err("describe", m))?;
+    if let Some(ttl) = ttl_attribute {
+        enable_ttl(client, table, ttl)
+            .await
+            .map_err(|(step, m)| err(step, m))?;
+    }
+    Ok(created)
+}
+
+/// CreateTable with on-demand billing and string keys; a table created by someone else
+/// between our describe and this call counts as existing.
+async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    hash_key: &str,
+    range_key: Option<&str>,
+) -> Result<Created, (&'static str, String)> {
+    let schema_err = |e: aws_sdk_dynamodb::error::BuildError| ("build schema", e.to_string());
     let attr = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
             .attribute_type(ScalarAttributeType::S)
             .build()
-            .map_err(|e| err("build schema", e.to_string()))
+            .map_err(schema_err)
     };
     let key = |name: &str, kind: KeyType| {
         KeySchemaElement::builder()
             .attribute_name(name)
             .key_type(kind)
             .build()
-            .map_err(|e| err("build schema", e.to_string()))
+            .map_err(schema_err)
     };
     let mut req = client
         .create_table()
@@ -114,56 +137,61 @@ pub async fn ensure_table(
             .attribute_definitions(attr(r)?)
             .key_schema(key(r, KeyType::Range)?);
     }
-    let created = match req.send().await {
-        Ok(_) => Created::Created,
-        // Created by someone else between our describe and create.
+    match req.send().await {
+        Ok(_) => Ok(Created::Created),
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_in_use_exception()) =>
         {
-            Created::AlreadyExisted
+            Ok(Created::AlreadyExisted)
         }
-        Err(e) => return Err(err("create", permission_hint(&e, "dynamodb:CreateTable"))),
-    };
+        Err(e) => Err(("create", permission_hint(&e, "dynamodb:CreateTable"))),
+    }
+}
+
+/// Poll until the table is ACTIVE (a new on-demand table takes seconds on AWS), for at most
+/// about a minute; a table still creating after that is left to the caller's first use.
+async fn wait_active(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
     for _ in 0..120 {
         let d = client
             .describe_table()
             .table_name(table)
             .send()
             .await
-            .map_err(|e| {
-                err(
-                    "describe",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
-                )
-            })?;
+            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())?;
         let status = d.table().and_then(|t| t.table_status().cloned());
         if status == Some(aws_sdk_dynamodb::types::TableStatus::Active) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    if let Some(ttl) = ttl_attribute {
-        let spec = TimeToLiveSpecification::builder()
-            .attribute_name(ttl)
-            .enabled(true)
-            .build()
-            .map_err(|e| err("build ttl", e.to_string()))?;
-        if let Err(e) = client
-            .update_time_to_live()
-            .table_name(table)
-            .time_to_live_specification(spec)
-            .send()
-            .await
-        {
-            // Already enabled is fine; anything else is reported.
-            let msg = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
-            if !msg.contains("already enabled") && !msg.contains("TimeToLive is already") {
-                return Err(err("enable TTL", msg));
-            }
+    Ok(())
+}
+
+/// Turn TTL on for `attribute`; "already enabled" is success (idempotent re-runs).
+async fn enable_ttl(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    attribute: &str,
+) -> Result<(), (&'static str, String)> {
+    let spec = TimeToLiveSpecification::builder()
+        .attribute_name(attribute)
+        .enabled(true)
+        .build()
+        .map_err(|e| ("build ttl", e.to_string()))?;
+    if let Err(e) = client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(spec)
+        .send()
+        .await
+    {
+        let msg = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
+        if !msg.contains("already enabled") && !msg.contains("TimeToLive is already") {
+            return Err(("enable TTL", msg));
         }
     }
-    Ok(created)
+    Ok(())
 }
 
 /// The SDK error as text; for an access-denied answer, led by the permission that is missing

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod error;
 pub mod files;
 pub mod lock;
+pub mod log;
 pub mod memory;
 pub mod open;
 pub mod protocol;

@@ -3,48 +3,37 @@
 //! The per-record rules live in the `schemas` crate; this module only fans the work out over
 //! cores (records are independent) and keeps input order, which "first write wins" relies on.
 
+use std::ops::Deref;
+
 use rayon::prelude::*;
-use schemas::{PartitionRules, RejectReason, ValidationRules};
+use schemas::{EventRow, PartitionRules, ValidationRules};
 
 use crate::dedupe::Key;
 use crate::source::RawRecord;
 
-/// A valid, enriched event, owning its strings (the input buffers are released early).
+pub use schemas::RejectRow;
+
+/// An accepted event's row with its dedupe key, computed here (in parallel, once) rather
+/// than on every lookup. It reads as its [`EventRow`] (`Deref`): the key is the only thing
+/// the writer adds to what the rules produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventRow {
+pub struct KeyedEvent {
     pub key: Key,
-    pub uuid: String,
-    pub name: String,
-    pub created_at: i64,
-    pub created_micros: i64,
-    pub created_datetime: String,
-    pub created_days: i32,
-    pub payload: String,
-    /// Index of the source record in the batch (for lineage).
-    pub record: u32,
+    pub row: EventRow,
 }
 
-impl EventRow {
-    pub fn event_type(&self) -> &str {
-        schemas::enrich::split_name(&self.name).0
-    }
+impl Deref for KeyedEvent {
+    type Target = EventRow;
 
-    pub fn event_subtype(&self) -> Option<&str> {
-        schemas::enrich::split_name(&self.name).1
+    fn deref(&self) -> &EventRow {
+        &self.row
     }
 }
 
-/// A refused record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RejectRow {
-    pub reason: RejectReason,
-    pub message: String,
-    pub record: u32,
-}
-
+/// A batch's records, each either an accepted event or a rejection, in input order.
 #[derive(Debug, Default)]
 pub struct Decoded {
-    pub events: Vec<EventRow>,
+    pub events: Vec<KeyedEvent>,
     pub rejects: Vec<RejectRow>,
 }
 
@@ -75,22 +64,11 @@ pub fn decode_batch(
                     partitions,
                     rec.judged_at.unwrap_or(now_secs),
                 ) {
-                    Ok(e) => out.events.push(EventRow {
+                    Ok(e) => out.events.push(KeyedEvent {
                         key: Key::of(&e.event_uuid),
-                        uuid: e.event_uuid.into_owned(),
-                        name: e.event_name.into_owned(),
-                        created_at: e.created_at,
-                        created_micros: e.created_micros,
-                        created_datetime: e.created_datetime,
-                        created_days: e.created_days,
-                        payload: e.payload,
-                        record,
+                        row: EventRow::new(e, record),
                     }),
-                    Err(r) => out.rejects.push(RejectRow {
-                        reason: r.reason,
-                        message: r.message,
-                        record,
-                    }),
+                    Err(r) => out.rejects.push(RejectRow::new(r, record)),
                 }
             }
             out
@@ -112,6 +90,7 @@ mod tests {
     use super::*;
     use crate::source::Position;
     use bytes::Bytes;
+    use schemas::RejectReason;
 
     #[test]
     fn keeps_order_across_chunks() {

@@ -5,8 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use writer::config::parse_duration;
-use writer::generate::{GenConfig, Generator};
 use writer::pipeline::ingest;
 use writer::settings::{Layered, PipelineSettings, RunArgs, RunSettings, document_defaults};
 use writer::source::ndjson::NdjsonSource;
@@ -36,8 +34,6 @@ struct Cli {
 enum Command {
     /// Ingest an NDJSON file (or stdin) into the events table; prints a JSON summary last.
     Ingest(IngestArgs),
-    /// Generate realistic NDJSON events (with duplicates, malformed and late records).
-    Generate(GenerateArgs),
     /// Run the service: read a Kinesis stream, commit to the tables, until SIGTERM/SIGINT
     /// (or `--exit-when-idle`); prints a JSON summary last.
     Run(RunArgs),
@@ -64,46 +60,6 @@ struct IngestArgs {
     input: String,
     #[command(flatten)]
     settings: Layered<PipelineSettings>,
-}
-
-#[derive(Args)]
-struct GenerateArgs {
-    /// Number of lines to generate.
-    #[arg(long, default_value_t = 10_000)]
-    count: u64,
-    /// Output file, or `-` for stdout.
-    #[arg(long, default_value = "-")]
-    output: String,
-    /// Random seed (same seed, same output).
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// Share of lines that re-send an earlier event verbatim.
-    #[arg(long, default_value_t = 0.05)]
-    duplicate_ratio: f64,
-    /// Share of malformed lines.
-    #[arg(long, default_value_t = 0.01)]
-    malformed_ratio: f64,
-    /// Share of late events (created up to --max-lateness ago).
-    #[arg(long, default_value_t = 0.05)]
-    late_ratio: f64,
-    /// How late a late event can be (e.g. `3d`).
-    #[arg(long, default_value = "3d", value_parser = parse_duration)]
-    max_lateness: std::time::Duration,
-    /// Share of events carrying a large (8-64 KiB) value.
-    #[arg(long, default_value_t = 0.002)]
-    large_ratio: f64,
-    /// Events are created in the hour before this Unix time (default: now).
-    #[arg(long)]
-    end_time: Option<i64>,
-    /// Send to this Kinesis stream (PutRecords, partition key = event_uuid) instead of a file.
-    #[arg(long)]
-    kinesis_stream: Option<String>,
-    /// Target events per second for the Kinesis target (0 = unthrottled).
-    #[arg(long, default_value_t = 0.0)]
-    rate: f64,
-    /// Pack this many events per Kinesis record in the KPL aggregated format (0 = plain).
-    #[arg(long, default_value_t = 0)]
-    kpl_aggregate: usize,
 }
 
 /// The derived command line, with each setting's default appended to its help: the
@@ -176,52 +132,6 @@ async fn run(command: Command) -> Result<()> {
             .await
             .with_context(|| format!("creating lock table {lock_table}"))?;
             emit(&serde_json::json!({"lock_table": lock_table, "result": outcome}))
-        }
-        Command::Generate(args) => {
-            let cfg = GenConfig {
-                count: args.count,
-                seed: args.seed,
-                duplicate_ratio: args.duplicate_ratio,
-                malformed_ratio: args.malformed_ratio,
-                late_ratio: args.late_ratio,
-                max_lateness_secs: args.max_lateness.as_secs() as i64,
-                large_ratio: args.large_ratio,
-                end_time: args
-                    .end_time
-                    .unwrap_or_else(|| chrono::Utc::now().timestamp()),
-            };
-            let mut generator = Generator::new(cfg);
-            if let Some(stream) = &args.kinesis_stream {
-                let client = writer::source::kinesis::client().await;
-                let records = writer::generate::put_kinesis(
-                    &mut generator,
-                    &client,
-                    stream,
-                    args.rate,
-                    args.kpl_aggregate,
-                )
-                .await
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("sending to Kinesis stream {stream}"))?;
-                let mut v = serde_json::to_value(&generator.summary)?;
-                v["kinesis_records"] = serde_json::json!(records);
-                return emit(&v);
-            }
-            if args.output == "-" {
-                let stdout = std::io::stdout();
-                let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-                generator.write_all(&mut out).context("writing to stdout")?;
-                eprintln!("{}", serde_json::to_string(&generator.summary)?);
-            } else {
-                let file = std::fs::File::create(&args.output)
-                    .with_context(|| format!("creating {}", args.output))?;
-                let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-                generator
-                    .write_all(&mut out)
-                    .with_context(|| format!("writing {}", args.output))?;
-                emit(&serde_json::to_value(&generator.summary)?)?;
-            }
-            Ok(())
         }
     }
 }

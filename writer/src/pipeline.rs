@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use storage::LakeError;
 
 use crate::batch::Batcher;
-use crate::commit::{AppendError, TableSink};
+use crate::commit::{AppendError, AppendOutcome, TableSink};
 use crate::config::PipelineConfig;
 use crate::decode::{Decoded, RejectRow, decode_batch};
 use crate::rows::{EventRows, Lineage, RejectRows};
@@ -60,17 +60,22 @@ impl From<AppendError> for PipelineError {
 /// Counts for one batch or a whole run.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct Counts {
+    /// Records read (every one ends up written, a duplicate or rejected).
     pub read: u64,
+    /// Events newly written to the events table.
     pub written: u64,
     /// Duplicates within a batch plus duplicates of rows already in the table.
     pub duplicates: u64,
+    /// Records rejected (malformed, invalid, or refused partition), whether or not the
+    /// rejected table already held them.
     pub rejected: u64,
     /// Rejections newly recorded (a re-read rejection is counted in `rejected` only).
     pub rejected_written: u64,
 }
 
 impl Counts {
-    fn add(&mut self, o: &Counts) {
+    /// Add another batch's counts (run totals are sums of batch counts).
+    pub fn add(&mut self, o: &Counts) {
         self.read += o.read;
         self.written += o.written;
         self.duplicates += o.duplicates;
@@ -82,10 +87,15 @@ impl Counts {
 /// What one batch did.
 #[derive(Debug, Clone, Default)]
 pub struct BatchReport {
+    /// What became of the batch's records.
     pub counts: Counts,
+    /// Events table version committed, when anything was.
     pub events_version: Option<i64>,
+    /// Rejected table version committed, when anything was.
     pub rejected_version: Option<i64>,
+    /// Preparing plus committing both tables, in ms (the `commit_ms` of the batch log).
     pub commit_ms: u64,
+    /// Commit conflicts of both tables' appends together.
     pub conflicts: u32,
 }
 
@@ -93,10 +103,13 @@ pub struct BatchReport {
 /// of processing, which needs no table. `writer ingest` prepares the next batch while the
 /// previous one commits.
 pub struct Prepared {
+    /// The batch as read: rejections keep the raw bytes and position.
     records: Vec<RawRecord>,
+    /// Each record decoded (events and per-record rejections).
     decoded: Decoded,
     /// Indices of the events kept after in-batch dedupe.
     keep: Vec<usize>,
+    /// Events dropped because an earlier event of the batch had the same key and scope.
     in_batch_dups: u64,
     /// The instant the batch is judged against (validation) and stamped with (lineage).
     now: chrono::DateTime<chrono::Utc>,
@@ -156,6 +169,7 @@ impl Prepared {
 /// types are reviewed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionPolicy {
+    /// The per-record rules (pattern, allowlist) an `event_type` must pass.
     pub rules: PartitionRules,
     /// `None`: no cap. `Some(0)`: no new event types at all (only existing partitions).
     pub max_new_partitions_per_batch: Option<usize>,
@@ -169,6 +183,20 @@ struct CapOutcome {
     /// (in record order), the kept events without them, and the in-batch duplicates left
     /// (a duplicate of a refused event is refused too, not counted as a duplicate).
     refused: Option<(Vec<RejectRow>, Vec<usize>, u64)>,
+}
+
+impl CapOutcome {
+    /// The batch's rejections, kept events and in-batch duplicates once the cap applied.
+    fn applied_to<'p>(&'p self, prepared: &'p Prepared) -> (&'p [RejectRow], &'p [usize], u64) {
+        match &self.refused {
+            Some((rejects, keep, dups)) => (rejects, keep, *dups),
+            None => (
+                &prepared.decoded.rejects,
+                &prepared.keep,
+                prepared.in_batch_dups,
+            ),
+        }
+    }
 }
 
 impl PartitionPolicy {
@@ -259,10 +287,15 @@ fn existing_event_types(table: &DeltaTable, uri: &str) -> Result<HashSet<String>
 
 /// The two tables and the rules, ready to take batches from any source.
 pub struct Pipeline {
+    /// Validation and partition rules, writer id (commit metadata) and table locations,
+    /// kept for every batch and for the summary.
     config: PipelineConfig,
     /// `event_type` partitions known to exist (see [`existing_event_types`]).
     known_event_types: HashSet<String>,
+    /// The events table: valid, deduplicated events.
     pub events: TableSink,
+    /// The rejected-events table: every refused record with its reason; committed before
+    /// the events of the same batch.
     pub rejected: TableSink,
 }
 
@@ -327,83 +360,44 @@ impl Pipeline {
     ) -> Result<BatchReport, PipelineError> {
         let started = Instant::now();
         let Prepared {
-            records,
-            decoded,
-            keep,
-            in_batch_dups,
-            now,
-            ..
+            records, decoded, ..
         } = prepared;
-        let (records, keep, in_batch_dups) = (records.as_slice(), keep.as_slice(), *in_batch_dups);
         // The new-partition cap: events of types beyond it become rejections before
         // anything is written (see `PartitionPolicy`).
-        let capped =
-            self.config
-                .partition
-                .cap(&self.known_event_types, decoded, keep, in_batch_dups);
-        let (rejects, keep, in_batch_dups): (&[RejectRow], &[usize], u64) = match &capped.refused {
-            Some((rejects, keep, dups)) => (rejects.as_slice(), keep.as_slice(), *dups),
-            None => (decoded.rejects.as_slice(), keep, in_batch_dups),
-        };
-        let valid = decoded.events.len() - rejects.len().saturating_sub(decoded.rejects.len());
-        let at_micros = now.timestamp_micros();
+        let capped = self.config.partition.cap(
+            &self.known_event_types,
+            decoded,
+            &prepared.keep,
+            prepared.in_batch_dups,
+        );
+        let (rejects, keep, in_batch_dups) = capped.applied_to(prepared);
         let lineage = || Lineage {
             source,
             records,
-            at_micros,
+            at_micros: prepared.now.timestamp_micros(),
         };
-
         let mut counts = Counts {
             read: records.len() as u64,
             rejected: rejects.len() as u64,
             ..Counts::default()
         };
-        let mut meta = extra_meta.clone();
-        meta.insert(
-            "writer".into(),
-            json!({"id": self.config.writer_id, "version": env!("CARGO_PKG_VERSION")}),
-        );
-        meta.insert(
-            "source".into(),
-            json!({"name": source, "positions": position_ranges(records)}),
-        );
-
-        // Rejections commit first: they are idempotent (keyed by origin), so if we crash
-        // before the events commit, replaying the batch cannot record them twice; the events
-        // commit (which carries the source positions) must never land without them. The two
-        // appends still overlap: only the events *commit* waits for the rejected one.
-        let mut report = BatchReport::default();
+        let valid = decoded.events.len() - rejects.len().saturating_sub(decoded.rejects.len());
+        let meta = self.commit_meta(source, records, extra_meta);
         let reject_rows = RejectRows::new(rejects, lineage());
-        let mut reject_meta = meta.clone();
-        reject_meta.insert("counts".into(), json!({"rejected": rejects.len()}));
-        let (gate_tx, gate_rx) = tokio::sync::oneshot::channel();
-        let rejected_sink = &mut self.rejected;
-        let rejected = async {
-            let out = if rejects.is_empty() {
-                Ok(None)
-            } else {
-                rejected_sink
-                    .append(&reject_rows, reject_meta, Vec::new(), &[])
-                    .await
-                    .map(Some)
-            };
-            let _ = gate_tx.send(out.is_ok());
-            out
-        };
-        let rows = EventRows {
+        let reject_meta = with_counts(&meta, json!({"rejected": rejects.len()}));
+        let event_rows = EventRows {
             rows: &decoded.events,
             keep,
             lineage: lineage(),
         };
-        let mut m = meta;
-        m.insert(
-            "counts".into(),
+        let event_meta = with_counts(
+            &meta,
             json!({"read": counts.read, "valid": valid, "rejected": counts.rejected, "duplicates_in_batch": in_batch_dups}),
         );
-        let events = self
-            .events
-            .append_after(&rows, m, txns, expect, Some(gate_rx));
-        let (rejected, events) = tokio::join!(rejected, events);
+        let rejected = (!rejects.is_empty()).then_some((&reject_rows, reject_meta));
+        let events = (&event_rows, event_meta);
+        let (rejected, events) = self.append_both(rejected, events, txns, expect).await;
+        let mut report = BatchReport::default();
         if let Some(out) = rejected? {
             counts.rejected_written = out.written;
             report.rejected_version = out.version;
@@ -423,6 +417,68 @@ impl Pipeline {
         );
         Ok(report)
     }
+
+    /// Append the rejections (when there are any) and the events, with their metadata.
+    ///
+    /// Rejections commit first: they are idempotent (keyed by origin), so if we crash
+    /// before the events commit, replaying the batch cannot record them twice; the events
+    /// commit (which carries the source positions) must never land without them. The two
+    /// appends still overlap: only the events *commit* waits for the rejected one.
+    async fn append_both(
+        &mut self,
+        rejected: Option<(&RejectRows<'_>, HashMap<String, Value>)>,
+        (events, event_meta): (&EventRows<'_>, HashMap<String, Value>),
+        txns: Vec<Transaction>,
+        expect: &[(String, Option<i64>)],
+    ) -> (
+        Result<Option<AppendOutcome>, AppendError>,
+        Result<AppendOutcome, AppendError>,
+    ) {
+        let (gate_tx, gate_rx) = tokio::sync::oneshot::channel();
+        let rejected_sink = &mut self.rejected;
+        let rejected = async {
+            let out = match rejected {
+                None => Ok(None),
+                Some((rows, meta)) => rejected_sink
+                    .append(rows, meta, Vec::new(), &[])
+                    .await
+                    .map(Some),
+            };
+            let _ = gate_tx.send(out.is_ok());
+            out
+        };
+        let events = self
+            .events
+            .append_after(events, event_meta, txns, expect, Some(gate_rx));
+        tokio::join!(rejected, events)
+    }
+
+    /// The `commitInfo` fields both tables' commits share: who wrote it, from where, plus
+    /// the caller's.
+    fn commit_meta(
+        &self,
+        source: &str,
+        records: &[RawRecord],
+        extra_meta: &HashMap<String, Value>,
+    ) -> HashMap<String, Value> {
+        let mut meta = extra_meta.clone();
+        meta.insert(
+            "writer".into(),
+            json!({"id": self.config.writer_id, "version": env!("CARGO_PKG_VERSION")}),
+        );
+        meta.insert(
+            "source".into(),
+            json!({"name": source, "positions": position_ranges(records)}),
+        );
+        meta
+    }
+}
+
+/// `meta` with the commit's `counts`.
+fn with_counts(meta: &HashMap<String, Value>, counts: Value) -> HashMap<String, Value> {
+    let mut meta = meta.clone();
+    meta.insert("counts".into(), counts);
+    meta
 }
 
 /// First and last position per shard (or of the file), for the commit's audit trail.
@@ -453,16 +509,76 @@ fn position_ranges(records: &[RawRecord]) -> Value {
 /// The result of `writer ingest`.
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestSummary {
+    /// The run's totals, flattened into the summary's top level.
     #[serde(flatten)]
     pub counts: Counts,
+    /// Events table version at the end (`None`: no version yet).
     pub table_version: Option<i64>,
+    /// Rejected table version at the end.
     pub rejected_table_version: Option<i64>,
+    /// Batches committed.
     pub batches: u64,
+    /// Commit conflicts over all batches (other writers committing at the same time).
     pub commit_conflicts: u64,
+    /// Empty input lines, skipped without being counted as read.
     pub blank_lines: u64,
+    /// Wall time of the run.
     pub duration_ms: u64,
+    /// `read` per second of wall time, rounded.
     pub events_per_sec: f64,
+    /// The events table's dedupe counters (cost of keeping the key index).
     pub dedupe_index: crate::dedupe::IndexStats,
+}
+
+impl IngestSummary {
+    fn new(pipeline: &Pipeline, run: RunTotals, blank_lines: u64, took: Duration) -> Self {
+        let secs = took.as_secs_f64();
+        IngestSummary {
+            counts: run.counts,
+            table_version: pipeline.events.version(),
+            rejected_table_version: pipeline.rejected.version(),
+            batches: run.batches,
+            commit_conflicts: run.conflicts,
+            blank_lines,
+            duration_ms: (secs * 1000.0) as u64,
+            events_per_sec: if secs > 0.0 {
+                (run.counts.read as f64 / secs).round()
+            } else {
+                0.0
+            },
+            dedupe_index: pipeline.events.index_stats(),
+        }
+    }
+}
+
+/// What a run has committed so far.
+#[derive(Debug, Default)]
+struct RunTotals {
+    /// Sum of the committed batches' counts.
+    counts: Counts,
+    /// Batches committed.
+    batches: u64,
+    /// Commit conflicts over those batches.
+    conflicts: u64,
+}
+
+impl RunTotals {
+    /// Count (and log) one committed batch.
+    fn add(&mut self, report: &BatchReport) {
+        self.batches += 1;
+        self.conflicts += u64::from(report.conflicts);
+        self.counts.add(&report.counts);
+        tracing::info!(
+            batch = self.batches,
+            read = report.counts.read,
+            written = report.counts.written,
+            duplicates = report.counts.duplicates,
+            rejected = report.counts.rejected,
+            version = report.events_version,
+            commit_ms = report.commit_ms,
+            "batch committed"
+        );
+    }
 }
 
 /// Ingest a finite source to its end.
@@ -474,12 +590,10 @@ pub async fn ingest<S: Source>(
     let started = Instant::now();
     let mut pipeline = Pipeline::open(config).await?;
     let partitions = Arc::new(pipeline.policy().rules.clone());
+    let rules = pipeline.config().validation;
     let mut batcher = Batcher::new(pipeline.config().flush);
     let name: Arc<str> = source.name();
-    let mut total = Counts::default();
-    let mut batches = 0;
-    let mut conflicts = 0u64;
-    let rules = pipeline.config().validation;
+    let mut run = RunTotals::default();
     // Two stages in flight: batch N commits while batch N+1 is decoded on the blocking pool.
     // Commits stay strictly in input order, so "first write wins" holds across batches.
     let mut ready: Option<Prepared> = None;
@@ -498,22 +612,10 @@ pub async fn ingest<S: Source>(
             }
         }
         if let Some(prepared) = ready.take() {
-            batches += 1;
             let report = pipeline
                 .commit(&name, &prepared, Vec::new(), &[], &HashMap::new())
                 .await?;
-            conflicts += u64::from(report.conflicts);
-            total.add(&report.counts);
-            tracing::info!(
-                batch = batches,
-                read = report.counts.read,
-                written = report.counts.written,
-                duplicates = report.counts.duplicates,
-                rejected = report.counts.rejected,
-                version = report.events_version,
-                commit_ms = report.commit_ms,
-                "batch committed"
-            );
+            run.add(&report);
         }
         if let Some(d) = decoding {
             ready = Some(d.await.map_err(|e| PipelineError::Worker(e.to_string()))?);
@@ -524,20 +626,6 @@ pub async fn ingest<S: Source>(
     }
     pipeline.events.finish_maintenance().await;
     pipeline.rejected.finish_maintenance().await;
-    let secs = started.elapsed().as_secs_f64();
-    Ok(IngestSummary {
-        counts: total,
-        table_version: pipeline.events.version(),
-        rejected_table_version: pipeline.rejected.version(),
-        batches,
-        commit_conflicts: conflicts,
-        blank_lines: blank_lines(&source),
-        duration_ms: (secs * 1000.0) as u64,
-        events_per_sec: if secs > 0.0 {
-            (total.read as f64 / secs).round()
-        } else {
-            0.0
-        },
-        dedupe_index: pipeline.events.index_stats(),
-    })
+    let blank = blank_lines(&source);
+    Ok(IngestSummary::new(&pipeline, run, blank, started.elapsed()))
 }

@@ -1,19 +1,23 @@
 //! Rows to Arrow: the events and rejected rows of a batch, grouped by partition and turned
 //! into the record batches a data file holds (partition columns excluded: they live in the
 //! folder name and the log).
+//!
+//! The layout — which columns, in which order, of which type, from which field — is the
+//! table definition's (`schemas::table`); this module only answers, per row, for the values
+//! only the writer knows ([`Supplied`]: lineage, raw bytes, rejection id, batch time).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::cell::OnceCell;
 
-use deltalake::arrow::array::{
-    ArrayRef, BinaryBuilder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
-};
-use schemas::table::{CREATED_DATE, EVENT_TYPE, EVENTS, REJECTED, REJECTED_DATE};
+use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::error::ArrowError;
+use schemas::RejectRow;
+use schemas::row::{Cell, Supplied, Value};
+use schemas::table::{EVENTS, REJECTED, TableDef};
 use storage::files::PartitionValues;
 
-use crate::decode::{EventRow, RejectRow};
+use crate::decode::KeyedEvent;
 use crate::dedupe::Key;
-use crate::source::RawRecord;
+use crate::source::{Position, RawRecord};
 
 /// What the commit step needs from a set of rows, whichever table they go to.
 pub trait SinkRows: Sync {
@@ -21,7 +25,7 @@ pub trait SinkRows: Sync {
     fn partitions(&self) -> Vec<(PartitionValues, Vec<usize>)>;
     fn key(&self, row: usize) -> &Key;
     /// The data-file batch for these rows of one partition.
-    fn to_batch(&self, rows: &[usize]) -> Result<RecordBatch, deltalake::arrow::error::ArrowError>;
+    fn to_batch(&self, rows: &[usize]) -> Result<RecordBatch, ArrowError>;
 }
 
 /// Lineage shared by all rows of a batch.
@@ -32,8 +36,9 @@ pub struct Lineage<'a> {
     pub at_micros: i64,
 }
 
+/// A batch's accepted events, bound for the events table.
 pub struct EventRows<'a> {
-    pub rows: &'a [EventRow],
+    pub rows: &'a [KeyedEvent],
     /// Rows kept after in-batch dedupe.
     pub keep: &'a [usize],
     pub lineage: Lineage<'a>,
@@ -41,82 +46,15 @@ pub struct EventRows<'a> {
 
 impl SinkRows for EventRows<'_> {
     fn partitions(&self) -> Vec<(PartitionValues, Vec<usize>)> {
-        let mut groups: BTreeMap<(&str, i32), Vec<usize>> = BTreeMap::new();
-        for &i in self.keep {
-            let r = &self.rows[i];
-            groups
-                .entry((r.event_type(), r.created_days))
-                .or_default()
-                .push(i);
-        }
-        groups
-            .into_iter()
-            .map(|((t, d), idx)| {
-                (
-                    vec![
-                        (EVENT_TYPE.to_string(), Some(t.to_string())),
-                        (
-                            CREATED_DATE.to_string(),
-                            Some(schemas::time::format_date(i64::from(d))),
-                        ),
-                    ],
-                    idx,
-                )
-            })
-            .collect()
+        partitions(self, self.keep)
     }
 
     fn key(&self, row: usize) -> &Key {
         &self.rows[row].key
     }
 
-    fn to_batch(&self, idx: &[usize]) -> Result<RecordBatch, deltalake::arrow::error::ArrowError> {
-        let n = idx.len();
-        let bytes =
-            |f: fn(&EventRow) -> usize| idx.iter().map(|&i| f(&self.rows[i])).sum::<usize>();
-        let mut uuid = StringBuilder::with_capacity(n, bytes(|r| r.uuid.len()));
-        let mut name = StringBuilder::with_capacity(n, bytes(|r| r.name.len()));
-        let mut created_at = Int64Builder::with_capacity(n);
-        let mut created_ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-        let mut created_dt = StringBuilder::with_capacity(n, n * 24);
-        let mut subtype = StringBuilder::with_capacity(n, n * 8);
-        let mut payload = StringBuilder::with_capacity(n, bytes(|r| r.payload.len()));
-        let mut source = StringBuilder::with_capacity(n, n * self.lineage.source.len());
-        let mut shard = StringBuilder::with_capacity(n, 0);
-        let mut position = StringBuilder::with_capacity(n, n * 8);
-        let mut ingested = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-        for &i in idx {
-            let r = &self.rows[i];
-            uuid.append_value(&r.uuid);
-            name.append_value(&r.name);
-            created_at.append_value(r.created_at);
-            created_ts.append_value(r.created_micros);
-            created_dt.append_value(&r.created_datetime);
-            subtype.append_option(r.event_subtype());
-            payload.append_value(&r.payload);
-            source.append_value(self.lineage.source);
-            let pos = &self.lineage.records[r.record as usize].position;
-            shard.append_option(pos.shard());
-            // fmt::Write on a string builder extends the current value; `append_value("")`
-            // closes it. Writing to an in-memory buffer cannot fail.
-            let _ = pos.write_position(&mut position);
-            position.append_value("");
-            ingested.append_value(self.lineage.at_micros);
-        }
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(uuid.finish()),
-            Arc::new(name.finish()),
-            Arc::new(created_at.finish()),
-            Arc::new(created_ts.finish()),
-            Arc::new(created_dt.finish()),
-            Arc::new(subtype.finish()),
-            Arc::new(payload.finish()),
-            Arc::new(source.finish()),
-            Arc::new(shard.finish()),
-            Arc::new(position.finish()),
-            Arc::new(ingested.finish()),
-        ];
-        RecordBatch::try_new(EVENTS.file_schema(), columns)
+    fn to_batch(&self, rows: &[usize]) -> Result<RecordBatch, ArrowError> {
+        Cells::new(self, rows).file_batch()
     }
 }
 
@@ -124,7 +62,9 @@ impl SinkRows for EventRows<'_> {
 /// record read twice is recorded once.
 pub struct RejectRows<'a> {
     pub rows: &'a [RejectRow],
-    pub keys: Vec<Key>,
+    /// The `rejection_id` of each row, as text keys. Private: only [`RejectRows::new`] makes
+    /// them, and it makes every one text, which is what the `rejection_id` column stores.
+    keys: Vec<Key>,
     pub lineage: Lineage<'a>,
 }
 
@@ -159,56 +99,168 @@ pub fn rejection_id(source: &str, rec: &RawRecord) -> String {
 
 impl SinkRows for RejectRows<'_> {
     fn partitions(&self) -> Vec<(PartitionValues, Vec<usize>)> {
-        let day = self.lineage.at_micros.div_euclid(86_400_000_000);
-        vec![(
-            vec![(
-                REJECTED_DATE.to_string(),
-                Some(schemas::time::format_date(day)),
-            )],
-            (0..self.rows.len()).collect(),
-        )]
+        let all: Vec<usize> = (0..self.rows.len()).collect();
+        partitions(self, &all)
     }
 
     fn key(&self, row: usize) -> &Key {
         &self.keys[row]
     }
 
-    fn to_batch(&self, idx: &[usize]) -> Result<RecordBatch, deltalake::arrow::error::ArrowError> {
-        let n = idx.len();
-        let mut id = StringBuilder::with_capacity(n, n * 32);
-        let mut raw = BinaryBuilder::with_capacity(n, 0);
-        let mut reason = StringBuilder::with_capacity(n, n * 16);
-        let mut message = StringBuilder::with_capacity(n, n * 48);
-        let mut source = StringBuilder::with_capacity(n, 0);
-        let mut shard = StringBuilder::with_capacity(n, 0);
-        let mut position = StringBuilder::with_capacity(n, 0);
-        let mut at = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-        for &i in idx {
-            let r = &self.rows[i];
-            let rec = &self.lineage.records[r.record as usize];
-            match &self.keys[i] {
-                Key::Text(t) => id.append_value(t),
-                Key::Uuid(u) => id.append_value(format!("{u:032x}")),
-            }
-            raw.append_value(&rec.data);
-            reason.append_value(r.reason.as_str());
-            message.append_value(&r.message);
-            source.append_value(self.lineage.source);
-            shard.append_option(rec.position.shard());
-            let _ = rec.position.write_position(&mut position);
-            position.append_value("");
-            at.append_value(self.lineage.at_micros);
+    fn to_batch(&self, rows: &[usize]) -> Result<RecordBatch, ArrowError> {
+        Cells::new(self, rows).file_batch()
+    }
+}
+
+/// A sink's rows as its table definition reads them.
+trait TableRows {
+    /// The table the rows are written to.
+    const TABLE: &'static TableDef;
+    fn lineage(&self) -> &Lineage<'_>;
+    /// Index in the batch of the record `row` was read from.
+    fn record(&self, row: usize) -> u32;
+    /// The value `row` holds itself (a rules field, or a rejection id); `None` when this
+    /// kind of row has no such value.
+    fn own(&self, row: usize, value: Value) -> Option<Cell<'_>>;
+}
+
+impl TableRows for EventRows<'_> {
+    const TABLE: &'static TableDef = &EVENTS;
+
+    fn lineage(&self) -> &Lineage<'_> {
+        &self.lineage
+    }
+
+    fn record(&self, row: usize) -> u32 {
+        self.rows[row].record
+    }
+
+    fn own(&self, row: usize, value: Value) -> Option<Cell<'_>> {
+        match value {
+            Value::Event(field) => Some(field(&self.rows[row])),
+            _ => None,
         }
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(id.finish()),
-            Arc::new(raw.finish()),
-            Arc::new(reason.finish()),
-            Arc::new(message.finish()),
-            Arc::new(source.finish()),
-            Arc::new(shard.finish()),
-            Arc::new(position.finish()),
-            Arc::new(at.finish()),
-        ];
-        RecordBatch::try_new(REJECTED.file_schema(), columns)
+    }
+}
+
+impl TableRows for RejectRows<'_> {
+    const TABLE: &'static TableDef = &REJECTED;
+
+    fn lineage(&self) -> &Lineage<'_> {
+        &self.lineage
+    }
+
+    fn record(&self, row: usize) -> u32 {
+        self.rows[row].record
+    }
+
+    fn own(&self, row: usize, value: Value) -> Option<Cell<'_>> {
+        match value {
+            Value::Reject(field) => Some(field(&self.rows[row])),
+            // `RejectRows::new` makes every key text: the id is stored as it was hashed.
+            Value::Supplied(Supplied::RejectionId) => match &self.keys[row] {
+                Key::Text(id) => Some(Cell::Text(id)),
+                Key::Uuid(_) => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// `rows` of a sink grouped by partition, as row indices of the sink.
+fn partitions<S: TableRows>(sink: &S, rows: &[usize]) -> Vec<(PartitionValues, Vec<usize>)> {
+    let cells = Cells::new(sink, rows);
+    let mut groups = S::TABLE.partition_groups(rows.len(), |k, v| cells.cell(k, v));
+    for (_, group) in &mut groups {
+        for k in group.iter_mut() {
+            *k = rows[*k];
+        }
+    }
+    groups
+}
+
+/// The values of some rows of a sink (`rows`, indices into the sink), addressed by their
+/// place `k` in `rows`, as the table definition asks for them.
+struct Cells<'a, S> {
+    sink: &'a S,
+    rows: &'a [usize],
+    /// The rows' `source_position` texts, made on first use.
+    positions: OnceCell<Positions>,
+}
+
+impl<'a, S: TableRows> Cells<'a, S> {
+    fn new(sink: &'a S, rows: &'a [usize]) -> Self {
+        Cells {
+            sink,
+            rows,
+            positions: OnceCell::new(),
+        }
+    }
+
+    fn file_batch(&self) -> Result<RecordBatch, ArrowError> {
+        S::TABLE.file_batch(self.rows.len(), |k, v| self.cell(k, v))
+    }
+
+    /// The value of row `k` for a column. A value this kind of row cannot give is null,
+    /// which a non-nullable column refuses when its batch is assembled.
+    fn cell(&self, k: usize, value: Value) -> Cell<'_> {
+        if let Some(own) = self.sink.own(self.rows[k], value) {
+            return own;
+        }
+        let Value::Supplied(what) = value else {
+            return Cell::Null;
+        };
+        let lineage = self.sink.lineage();
+        match what {
+            Supplied::Source => Cell::Text(lineage.source),
+            Supplied::SourceShard => Cell::text_or_null(self.record(k).position.shard()),
+            Supplied::SourcePosition => Cell::Text(self.positions().get(k)),
+            Supplied::Raw => Cell::Bytes(&self.record(k).data),
+            Supplied::ProcessedAt => Cell::Micros(lineage.at_micros),
+            Supplied::ProcessedDate => i32::try_from(lineage.at_micros.div_euclid(MICROS_PER_DAY))
+                .map_or(Cell::Null, Cell::Days),
+            // Only a rejection has an id, and it gives it itself (`own`).
+            Supplied::RejectionId => Cell::Null,
+        }
+    }
+
+    /// The record row `k` was read from.
+    fn record(&self, k: usize) -> &RawRecord {
+        &self.sink.lineage().records[self.sink.record(self.rows[k]) as usize]
+    }
+
+    fn positions(&self) -> &Positions {
+        self.positions
+            .get_or_init(|| Positions::of((0..self.rows.len()).map(|k| &self.record(k).position)))
+    }
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// `source_position` texts written one after another into one buffer: the column takes
+/// borrowed text, and one buffer per data file avoids a `String` per row.
+struct Positions {
+    text: String,
+    /// End of each text in `text` (the start is the previous end).
+    ends: Vec<usize>,
+}
+
+impl Positions {
+    fn of<'p>(positions: impl ExactSizeIterator<Item = &'p Position>) -> Self {
+        let mut out = Positions {
+            text: String::with_capacity(positions.len() * 12),
+            ends: Vec::with_capacity(positions.len()),
+        };
+        for p in positions {
+            // Writing to a String cannot fail.
+            let _ = p.write_position(&mut out.text);
+            out.ends.push(out.text.len());
+        }
+        out
+    }
+
+    fn get(&self, k: usize) -> &str {
+        let start = k.checked_sub(1).map_or(0, |prev| self.ends[prev]);
+        self.text.get(start..self.ends[k]).unwrap_or("")
     }
 }

@@ -310,7 +310,7 @@ async fn allowlist_refuses_other_event_types() {
 
 #[test]
 fn default_policy_accepts_every_generated_name() {
-    for name in writer::generate::event_names() {
+    for name in loadgen::event_names() {
         let line = event("u", &name);
         let got = schemas::process(&line, &schemas::ValidationRules::default(), T + 1);
         assert!(got.is_ok(), "{name}: {got:?}");

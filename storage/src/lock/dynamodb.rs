@@ -301,6 +301,91 @@ impl DynamoDbLogStore {
         }
         Ok(())
     }
+
+    /// The commit's bytes. delta-rs' CommitBuilder hands stores other than its own a file it
+    /// staged in `_delta_log/_commit_<uuid>.json.tmp`; nothing in delta-rs deletes it, so the
+    /// caller does once the commit is made (it reuses the same file for a retry after a lost
+    /// race): its path is returned with the bytes.
+    async fn commit_bytes(
+        &self,
+        version: u64,
+        commit_or_bytes: CommitOrBytes,
+    ) -> Result<(Bytes, Option<Path>), TransactionError> {
+        match commit_or_bytes {
+            CommitOrBytes::LogBytes(b) => Ok((b, None)),
+            CommitOrBytes::TmpCommit(p) => {
+                let r = self
+                    .store
+                    .get(&p)
+                    .await
+                    .map_err(|e| self.fail(version, "read temp commit", e))?;
+                let b = r
+                    .bytes()
+                    .await
+                    .map_err(|e| self.fail(version, "read temp commit", e))?;
+                Ok((b, Some(p)))
+            }
+        }
+    }
+
+    /// Never leave a gap: the previous version must be published (repaired here if a writer
+    /// crashed half-way through publishing it), or exist outright.
+    async fn ensure_previous(&self, version: u64) -> Result<(), TransactionError> {
+        if version == 0 {
+            return Ok(());
+        }
+        match self.entry(version - 1).await? {
+            Some(prev) if !prev.complete => self.repair(&prev).await?,
+            Some(_) => {}
+            None => {
+                if !self
+                    .exists(&commit_uri_from_version(Some(version - 1)), version)
+                    .await?
+                {
+                    return Err(self.fail(
+                        version,
+                        "check previous commit",
+                        "previous version is missing",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The commit point: put the lock entry on condition that none exists for the version.
+    /// A failed condition is a lost race, unless the entry is ours (an SDK retry of a put
+    /// whose first response was lost).
+    async fn claim(&self, entry: &Entry) -> Result<(), TransactionError> {
+        let version = entry.version;
+        let put = self
+            .client()
+            .await
+            .put_item()
+            .table_name(&self.lock_table)
+            .set_item(Some(self.item(entry)))
+            .condition_expression("attribute_not_exists(#f)")
+            .expression_attribute_names("#f", ATTR_FILE_NAME)
+            .send()
+            .await;
+        let Err(e) = put else {
+            return Ok(());
+        };
+        let lost = e
+            .as_service_error()
+            .is_some_and(|s| s.is_conditional_check_failed_exception());
+        if !lost {
+            return Err(self.fail(
+                version,
+                "put lock entry",
+                aws_sdk_dynamodb::error::DisplayErrorContext(e),
+            ));
+        }
+        match self.entry(version).await? {
+            Some(existing) if existing.temp_path == entry.temp_path => Ok(()),
+            _ => Err(TransactionError::VersionAlreadyExists(version)),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -323,49 +408,14 @@ impl LogStore for DynamoDbLogStore {
         commit_or_bytes: CommitOrBytes,
         _operation_id: Uuid,
     ) -> Result<(), TransactionError> {
-        // delta-rs' CommitBuilder hands stores other than its own a file it staged in
-        // `_delta_log/_commit_<uuid>.json.tmp`; nothing in delta-rs deletes it, so we do once
-        // the commit is made (it reuses the same file for a retry after a lost race).
-        let (bytes, staged) = match commit_or_bytes {
-            CommitOrBytes::LogBytes(b) => (b, None),
-            CommitOrBytes::TmpCommit(p) => {
-                let r = self
-                    .store
-                    .get(&p)
-                    .await
-                    .map_err(|e| self.fail(version, "read temp commit", e))?;
-                let b = r
-                    .bytes()
-                    .await
-                    .map_err(|e| self.fail(version, "read temp commit", e))?;
-                (b, Some(p))
-            }
-        };
+        let (bytes, staged) = self.commit_bytes(version, commit_or_bytes).await?;
         let target = commit_uri_from_version(Some(version));
         // 1. Already published: we lost.
         if self.exists(&target, version).await? {
             return Err(TransactionError::VersionAlreadyExists(version));
         }
-        // 2. Never leave a gap: the previous version must be published (repair it if a
-        //    writer crashed half-way), or exist outright.
-        if version > 0 {
-            match self.entry(version - 1).await? {
-                Some(prev) if !prev.complete => self.repair(&prev).await?,
-                Some(_) => {}
-                None => {
-                    if !self
-                        .exists(&commit_uri_from_version(Some(version - 1)), version)
-                        .await?
-                    {
-                        return Err(self.fail(
-                            version,
-                            "check previous commit",
-                            "previous version is missing",
-                        ));
-                    }
-                }
-            }
-        }
+        // 2. Never leave a gap.
+        self.ensure_previous(version).await?;
         // 3. Temp file.
         let temp_path = format!(".tmp/{}.{}", file_name(version), Uuid::new_v4());
         self.store
@@ -378,33 +428,7 @@ impl LogStore for DynamoDbLogStore {
             temp_path,
             complete: false,
         };
-        let put = self
-            .client()
-            .await
-            .put_item()
-            .table_name(&self.lock_table)
-            .set_item(Some(self.item(&entry)))
-            .condition_expression("attribute_not_exists(#f)")
-            .expression_attribute_names("#f", ATTR_FILE_NAME)
-            .send()
-            .await;
-        if let Err(e) = put {
-            let lost = e
-                .as_service_error()
-                .is_some_and(|s| s.is_conditional_check_failed_exception());
-            if !lost {
-                return Err(self.fail(
-                    version,
-                    "put lock entry",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                ));
-            }
-            // Ours after all? (An SDK retry of a put whose first response was lost.)
-            match self.entry(version).await? {
-                Some(existing) if existing.temp_path == entry.temp_path => {}
-                _ => return Err(TransactionError::VersionAlreadyExists(version)),
-            }
-        }
+        self.claim(&entry).await?;
         // 5-6. Publish. Failures here do not undo the commit: any reader or the next
         // writer completes it (see the crash table above).
         if let Err(e) = self.publish(&entry, true).await {

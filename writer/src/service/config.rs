@@ -14,17 +14,28 @@ pub const DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
 /// Resolved service settings.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
+    /// The Kinesis stream read (`--stream`).
     pub stream: String,
+    /// Tables, flush limits, dedupe memory, validation and partition rules.
     pub pipeline: PipelineConfig,
+    /// The DynamoDB lease table (created on start if missing).
     pub lease_table: String,
+    /// A lease not renewed for this long is expired; held leases are renewed every third.
     pub lease_duration: Duration,
+    /// Where a shard without a checkpoint starts.
     pub start: StartPosition,
+    /// Address the `/metrics` and `/healthz` endpoint binds to.
     pub metrics_host: String,
     /// `None` disables the endpoint.
     pub metrics_port: Option<u16>,
+    /// The orderly stop (flush, checkpoint, release) must finish within this.
     pub shutdown_deadline: Duration,
+    /// `--exit-when-idle`: stop once nothing was readable for this long (batch jobs, tests).
     pub exit_when_idle: Option<Duration>,
+    /// Pause after an empty GetRecords.
     pub poll_interval: Duration,
+    /// Records asked for per GetRecords call.
     pub records_per_call: i32,
+    /// How often the shard list is re-read.
     pub discovery_interval: Duration,
 }

@@ -24,8 +24,12 @@ const SIZE_BUCKETS: [f64; 7] = [
 
 #[derive(Default)]
 struct Histogram {
+    /// Observations at or below each bound (cumulative, as Prometheus exposes them);
+    /// allocated on the first observation.
     buckets: Vec<u64>,
+    /// Sum of all observations (`_sum`).
     sum: f64,
+    /// Number of observations (`_count`).
     count: u64,
 }
 
@@ -60,16 +64,25 @@ impl Histogram {
     }
 }
 
-/// Everything an operator graphs.
+/// Everything an operator graphs. Shared by the service loop (writes) and the endpoint
+/// (reads); the help texts in [`Metrics::render`] say what each one counts.
 #[derive(Default)]
 pub struct Metrics {
+    /// Records the readers delivered (a KPL aggregate counts its parts).
     pub records_read: AtomicU64,
+    /// Events committed to the events table.
     pub events_written: AtomicU64,
+    /// Events dropped as duplicates (in the batch or already in the table).
     pub duplicates: AtomicU64,
+    /// Records sent to the rejected-events table.
     pub rejected: AtomicU64,
+    /// Batches committed.
     pub commits: AtomicU64,
+    /// Commit attempts that lost a race to another writer and were retried.
     pub commit_conflicts: AtomicU64,
+    /// Batches whose commit failed (their shards are re-read).
     pub commit_failures: AtomicU64,
+    /// Shard leases held (and read) now.
     pub leases_owned: AtomicI64,
     /// Readable shards nobody reads (unowned, expired lease, or ours but not read), as seen
     /// by this writer's last lease round. Above zero for longer than a lease duration means
@@ -77,12 +90,19 @@ pub struct Metrics {
     pub shards_unread: AtomicI64,
     /// Leases naming this writer as owner that it does not read (taken back next round).
     pub leases_owned_not_read: AtomicI64,
+    /// Leases found taken by another worker.
     pub leases_lost: AtomicU64,
+    /// Leases taken (new, expired, orphaned or stolen).
     pub leases_taken: AtomicU64,
+    /// Seconds per commit (both tables).
     commit_latency: Mutex<Histogram>,
+    /// Records per committed batch.
     batch_size: Mutex<Histogram>,
+    /// Age of a batch's oldest record when its commit became visible.
     freshness: Mutex<Histogram>,
+    /// `MillisBehindLatest` per held shard (forgotten when the shard is dropped).
     lag: Mutex<BTreeMap<String, i64>>,
+    /// When the service loop last turned: `/healthz`.
     last_loop: Mutex<Option<Instant>>,
 }
 
@@ -131,109 +151,46 @@ impl Metrics {
             .is_some_and(|t| t.elapsed() <= max_silence)
     }
 
+    /// The Prometheus text exposition of every metric. (The names are a contract: the
+    /// dashboards and alarms in `terraform/` use them.)
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters = [
-            (
-                "events_lake_records_read_total",
-                "Records read from the source.",
-                &self.records_read,
-            ),
-            (
-                "events_lake_events_written_total",
-                "Events committed to the events table.",
-                &self.events_written,
-            ),
-            (
-                "events_lake_duplicates_total",
-                "Events dropped as duplicates (in batch or already in the table).",
-                &self.duplicates,
-            ),
-            (
-                "events_lake_rejected_total",
-                "Records rejected (sent to the rejected-events table).",
-                &self.rejected,
-            ),
-            (
-                "events_lake_commits_total",
-                "Batches committed.",
-                &self.commits,
-            ),
-            (
-                "events_lake_commit_conflicts_total",
-                "Commit attempts that lost a race and were retried.",
-                &self.commit_conflicts,
-            ),
-            (
-                "events_lake_commit_failures_total",
-                "Batches whose commit failed and were re-read.",
-                &self.commit_failures,
-            ),
-            (
-                "events_lake_leases_lost_total",
-                "Shard leases lost to other workers.",
-                &self.leases_lost,
-            ),
-            (
-                "events_lake_leases_taken_total",
-                "Shard leases taken.",
-                &self.leases_taken,
-            ),
-        ];
-        for (name, help, v) in counters {
+        let counters = self
+            .counters()
+            .map(|(n, h, v)| (n, h, "counter", v.to_string()));
+        let gauges = self
+            .gauges()
+            .map(|(n, h, v)| (n, h, "gauge", v.to_string()));
+        for (name, help, kind, value) in counters.into_iter().chain(gauges) {
             let _ = writeln!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Ordering::Relaxed)
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
-        let gauges = [
+        let histograms = [
             (
-                "events_lake_leases_owned",
-                "Shard leases held by this writer.",
-                &self.leases_owned,
-            ),
-            (
-                "events_lake_shards_unread",
-                "Readable shards no writer reads (unowned, expired, or owned but not read).",
-                &self.shards_unread,
-            ),
-            (
-                "events_lake_leases_owned_not_read",
-                "Leases naming this writer as owner that it does not read.",
-                &self.leases_owned_not_read,
-            ),
-        ];
-        for (name, help, v) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
-        }
-        if let Ok(h) = self.commit_latency.lock() {
-            h.render(
-                &mut out,
+                &self.commit_latency,
                 "events_lake_commit_latency_seconds",
                 "Time to commit a batch (both tables).",
-                &LATENCY_BUCKETS,
-            );
-        }
-        if let Ok(h) = self.freshness.lock() {
-            h.render(
-                &mut out,
+                &LATENCY_BUCKETS[..],
+            ),
+            (
+                &self.freshness,
                 "events_lake_commit_freshness_seconds",
                 "Age of each batch's oldest record (stream arrival time) when its commit became visible.",
-                &LATENCY_BUCKETS,
-            );
-        }
-        if let Ok(h) = self.batch_size.lock() {
-            h.render(
-                &mut out,
+                &LATENCY_BUCKETS[..],
+            ),
+            (
+                &self.batch_size,
                 "events_lake_batch_records",
                 "Records per committed batch.",
-                &SIZE_BUCKETS,
-            );
+                &SIZE_BUCKETS[..],
+            ),
+        ];
+        for (histogram, name, help, bounds) in histograms {
+            if let Ok(h) = histogram.lock() {
+                h.render(&mut out, name, help, bounds);
+            }
         }
         let _ = writeln!(
             out,
@@ -248,6 +205,80 @@ impl Metrics {
             }
         }
         out
+    }
+
+    /// Counters: name, help, value.
+    fn counters(&self) -> [(&'static str, &'static str, u64); 9] {
+        let v = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            (
+                "events_lake_records_read_total",
+                "Records read from the source.",
+                v(&self.records_read),
+            ),
+            (
+                "events_lake_events_written_total",
+                "Events committed to the events table.",
+                v(&self.events_written),
+            ),
+            (
+                "events_lake_duplicates_total",
+                "Events dropped as duplicates (in batch or already in the table).",
+                v(&self.duplicates),
+            ),
+            (
+                "events_lake_rejected_total",
+                "Records rejected (sent to the rejected-events table).",
+                v(&self.rejected),
+            ),
+            (
+                "events_lake_commits_total",
+                "Batches committed.",
+                v(&self.commits),
+            ),
+            (
+                "events_lake_commit_conflicts_total",
+                "Commit attempts that lost a race and were retried.",
+                v(&self.commit_conflicts),
+            ),
+            (
+                "events_lake_commit_failures_total",
+                "Batches whose commit failed and were re-read.",
+                v(&self.commit_failures),
+            ),
+            (
+                "events_lake_leases_lost_total",
+                "Shard leases lost to other workers.",
+                v(&self.leases_lost),
+            ),
+            (
+                "events_lake_leases_taken_total",
+                "Shard leases taken.",
+                v(&self.leases_taken),
+            ),
+        ]
+    }
+
+    /// Gauges: name, help, value.
+    fn gauges(&self) -> [(&'static str, &'static str, i64); 3] {
+        let v = |a: &AtomicI64| a.load(Ordering::Relaxed);
+        [
+            (
+                "events_lake_leases_owned",
+                "Shard leases held by this writer.",
+                v(&self.leases_owned),
+            ),
+            (
+                "events_lake_shards_unread",
+                "Readable shards no writer reads (unowned, expired, or owned but not read).",
+                v(&self.shards_unread),
+            ),
+            (
+                "events_lake_leases_owned_not_read",
+                "Leases naming this writer as owner that it does not read.",
+                v(&self.leases_owned_not_read),
+            ),
+        ]
     }
 }
 

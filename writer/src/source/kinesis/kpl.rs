@@ -101,40 +101,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Build a KPL aggregate (for the load generator and tests).
-pub fn aggregate(partition_key: &str, records: &[&[u8]]) -> Vec<u8> {
-    let mut body = Vec::new();
-    put_len_field(&mut body, 1, partition_key.as_bytes());
-    for data in records {
-        let mut rec = Vec::new();
-        put_varint(&mut rec, 1 << 3); // partition_key_index = 0
-        put_varint(&mut rec, 0);
-        put_len_field(&mut rec, 3, data);
-        put_len_field(&mut body, 3, &rec);
-    }
-    let mut out = MAGIC.to_vec();
-    out.extend_from_slice(&body);
-    out.extend_from_slice(&Md5::digest(&body));
-    out
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_len_field(out: &mut Vec<u8>, field: u64, data: &[u8]) {
-    put_varint(out, (field << 3) | 2);
-    put_varint(out, data.len() as u64);
-    out.extend_from_slice(data);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The producer side (test tooling, not shipped): checks the two sides agree.
+    use loadgen::kpl::aggregate;
     use proptest::prelude::*;
 
     #[test]

@@ -38,11 +38,18 @@ pub enum LeaseError {
 /// A lease as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The shard id (`leaseKey`).
     pub shard: String,
+    /// The worker holding it (`leaseOwner`; `None`: free).
     pub owner: Option<String>,
+    /// Bumped by every take, renewal and release (`leaseCounter`); writes are conditional
+    /// on it.
     pub counter: i64,
+    /// A sequence number, `SHARD_END`, or an initial position (`checkpoint`).
     pub checkpoint: Option<String>,
+    /// The shard's Delta `txn` version the checkpoint corresponds to (`checkpointTxn`).
     pub checkpoint_txn: Option<i64>,
+    /// Shards this one was split or merged from (`parentShardIds`): read after them.
     pub parents: Vec<String>,
 }
 
@@ -52,10 +59,16 @@ impl Lease {
     }
 }
 
+/// This worker's view of the lease table: the conditional writes, and the counters it has
+/// watched (expiry is judged by observation, never by comparing clocks).
 pub struct LeaseTable {
+    /// DynamoDB client every lease read and conditional write goes through.
     client: Client,
+    /// The DynamoDB table name.
     table: String,
+    /// This worker's id (`--writer-id`), written as `leaseOwner`.
     worker: String,
+    /// The lease duration: a counter that stood still this long is expired.
     duration: Duration,
     /// Counter last seen per shard and when it last changed (local clock only).
     seen: HashMap<String, (i64, Instant)>,
@@ -218,18 +231,14 @@ impl LeaseTable {
 
     /// Take a lease seen with `counter` (expired, unowned, or stolen).
     pub async fn take(&mut self, shard: &str, counter: i64) -> Result<i64, LeaseError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(ATTR_KEY, s(shard))
-            .update_expression("SET leaseOwner = :me, leaseCounter = :next")
-            .condition_expression("leaseCounter = :seen")
-            .expression_attribute_values(":me", s(&self.worker))
-            .expression_attribute_values(":next", n(counter + 1))
-            .expression_attribute_values(":seen", n(counter))
-            .send()
-            .await
-            .map_err(|e| self.conditional(shard, "take lease", e))?;
+        self.bump_counter(
+            shard,
+            counter,
+            "SET leaseOwner = :me, leaseCounter = :next",
+            "leaseCounter = :seen",
+            "take lease",
+        )
+        .await?;
         self.seen
             .insert(shard.to_string(), (counter + 1, Instant::now()));
         Ok(counter + 1)
@@ -237,18 +246,14 @@ impl LeaseTable {
 
     /// Renew an owned lease; returns the new counter.
     pub async fn renew(&mut self, shard: &str, counter: i64) -> Result<i64, LeaseError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(ATTR_KEY, s(shard))
-            .update_expression("SET leaseCounter = :next")
-            .condition_expression("leaseOwner = :me AND leaseCounter = :seen")
-            .expression_attribute_values(":me", s(&self.worker))
-            .expression_attribute_values(":next", n(counter + 1))
-            .expression_attribute_values(":seen", n(counter))
-            .send()
-            .await
-            .map_err(|e| self.conditional(shard, "renew lease", e))?;
+        self.bump_counter(
+            shard,
+            counter,
+            "SET leaseCounter = :next",
+            "leaseOwner = :me AND leaseCounter = :seen",
+            "renew lease",
+        )
+        .await?;
         self.seen
             .insert(shard.to_string(), (counter + 1, Instant::now()));
         Ok(counter + 1)
@@ -282,19 +287,40 @@ impl LeaseTable {
 
     /// Give a lease back (graceful shutdown): others may take it at once.
     pub async fn release(&mut self, shard: &str, counter: i64) -> Result<(), LeaseError> {
+        self.bump_counter(
+            shard,
+            counter,
+            "REMOVE leaseOwner SET leaseCounter = :next",
+            "leaseOwner = :me AND leaseCounter = :seen",
+            "release lease",
+        )
+        .await
+    }
+
+    /// The one write behind take, renew and release: `update` on condition `condition`,
+    /// with `:me` = this worker, `:seen` = `counter` (the counter this worker last saw) and
+    /// `:next` = `counter + 1`. A failed condition is [`LeaseError::Lost`].
+    async fn bump_counter(
+        &self,
+        shard: &str,
+        counter: i64,
+        update: &str,
+        condition: &str,
+        step: &'static str,
+    ) -> Result<(), LeaseError> {
         self.client
             .update_item()
             .table_name(&self.table)
             .key(ATTR_KEY, s(shard))
-            .update_expression("REMOVE leaseOwner SET leaseCounter = :next")
-            .condition_expression("leaseOwner = :me AND leaseCounter = :seen")
+            .update_expression(update)
+            .condition_expression(condition)
             .expression_attribute_values(":me", s(&self.worker))
             .expression_attribute_values(":next", n(counter + 1))
             .expression_attribute_values(":seen", n(counter))
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| self.conditional(shard, "release lease", e))
+            .map_err(|e| self.conditional(shard, step, e))
     }
 }
 

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_kinesis::error::SdkError;
+use aws_sdk_kinesis::operation::get_records::{GetRecordsError, GetRecordsOutput};
+use aws_sdk_kinesis::types::{Record, ShardIteratorType};
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
@@ -127,6 +129,17 @@ pub enum ShardEvent {
     Failed { shard: Arc<str>, error: String },
 }
 
+impl ShardEvent {
+    /// The shard the event is about.
+    pub fn shard(&self) -> &Arc<str> {
+        match self {
+            ShardEvent::Records { shard, .. }
+            | ShardEvent::End { shard }
+            | ShardEvent::Failed { shard, .. } => shard,
+        }
+    }
+}
+
 /// Where a reader starts: after a sequence number, or an initial position.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReadFrom {
@@ -147,8 +160,11 @@ impl ReadFrom {
 /// What one reader reads.
 #[derive(Debug, Clone)]
 pub struct ReadSpec {
+    /// The stream name.
     pub stream: String,
+    /// The shard id.
     pub shard: Arc<str>,
+    /// Where reading starts.
     pub from: ReadFrom,
     /// Pause after an empty GetRecords (and the initial back-off).
     pub poll: Duration,
@@ -156,174 +172,231 @@ pub struct ReadSpec {
     pub limit: i32,
 }
 
+/// Longest pause between retries of a failing call; a reader whose GetRecords keeps failing
+/// (not throttled) until its back-off reaches this gives up and reports the failure.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
 /// Read one shard until it ends or `stop` flips. Handles throttling (back-off), expired
 /// iterators (re-acquired from the last sequence read) and KPL aggregates.
 pub async fn read_shard(
     client: Client,
     spec: ReadSpec,
     tx: mpsc::Sender<ShardEvent>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let ReadSpec {
-        stream,
-        shard,
-        from,
-        poll,
-        limit,
-    } = spec;
-    let mut last_seq: Option<String> = match &from {
-        ReadFrom::After(s) => Some(s.clone()),
-        ReadFrom::Initial(_) => None,
+    let mut reader = Reader {
+        last_seq: match &spec.from {
+            ReadFrom::After(s) => Some(s.clone()),
+            ReadFrom::Initial(_) => None,
+        },
+        iterator: None,
+        backoff: spec.poll,
+        client,
+        spec,
+        tx,
+        stop,
     };
-    let mut iterator: Option<String> = None;
-    let mut backoff = poll;
-    loop {
-        if *stop.borrow() {
+    while !*reader.stop.borrow() {
+        let step = match reader.iterator.clone() {
+            None => reader.acquire().await,
+            Some(it) => reader.poll(it).await,
+        };
+        if step == Step::Stop {
             return;
         }
-        if iterator.is_none() {
-            let mut req = client
-                .get_shard_iterator()
-                .stream_name(&stream)
-                .shard_id(shard.as_ref());
-            req = match (&last_seq, &from) {
-                (Some(seq), _) => req
-                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                    .starting_sequence_number(seq),
-                (None, ReadFrom::Initial(StartPosition::Latest)) => {
-                    req.shard_iterator_type(ShardIteratorType::Latest)
-                }
-                (None, ReadFrom::Initial(StartPosition::AtTimestamp(t))) => req
-                    .shard_iterator_type(ShardIteratorType::AtTimestamp)
-                    .timestamp(aws_sdk_kinesis::primitives::DateTime::from_secs_f64(*t)),
-                (None, _) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
-            };
-            match req.send().await {
-                Ok(r) => iterator = r.shard_iterator().map(String::from),
-                Err(e) => {
-                    let msg = aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string();
-                    tracing::warn!(%shard, error = %msg, "get shard iterator failed; retrying");
-                    if sleep_or_stop(&mut stop, backoff).await {
-                        return;
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    continue;
-                }
+    }
+}
+
+/// Whether a reader goes on after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Continue,
+    /// Stop asked, shard ended, failure reported, or nobody listens any more.
+    Stop,
+}
+
+/// The state of one shard's reader task.
+struct Reader {
+    /// The Kinesis client (shared by every reader).
+    client: Client,
+    /// Stream, shard, initial position, poll interval and records per call.
+    spec: ReadSpec,
+    /// Where events go (the service's generation-tagging forwarder).
+    tx: mpsc::Sender<ShardEvent>,
+    /// Flips to `true` when the service wants this reader gone.
+    stop: watch::Receiver<bool>,
+    /// Sequence number of the last record read: a re-acquired iterator starts after it.
+    last_seq: Option<String>,
+    /// The shard iterator for the next GetRecords (`None`: acquire one first).
+    iterator: Option<String>,
+    /// Pause before the next retry of a failed call; doubles up to [`MAX_BACKOFF`], back to
+    /// the poll interval after a successful GetRecords.
+    backoff: Duration,
+}
+
+impl Reader {
+    /// GetShardIterator: after the last record read, else at the initial position. A closed
+    /// and fully read shard has none: the end is reported.
+    async fn acquire(&mut self) -> Step {
+        let req = self
+            .client
+            .get_shard_iterator()
+            .stream_name(&self.spec.stream)
+            .shard_id(self.spec.shard.as_ref());
+        let req = match (&self.last_seq, &self.spec.from) {
+            (Some(seq), _) => req
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq),
+            (None, ReadFrom::Initial(StartPosition::Latest)) => {
+                req.shard_iterator_type(ShardIteratorType::Latest)
             }
-            if iterator.is_none() {
-                let _ = tx
-                    .send(ShardEvent::End {
-                        shard: shard.clone(),
-                    })
-                    .await;
-                return;
-            }
-        }
-        let Some(it) = iterator.clone() else { continue };
-        match client
-            .get_records()
-            .shard_iterator(it)
-            .limit(limit)
-            .send()
-            .await
-        {
-            Ok(out) => {
-                backoff = poll;
-                let received = std::time::Instant::now();
-                let mut records = Vec::with_capacity(out.records().len());
-                let oldest_arrival = out
-                    .records()
-                    .iter()
-                    .filter_map(|r| r.approximate_arrival_timestamp())
-                    .map(|t| t.as_secs_f64())
-                    .reduce(f64::min);
-                for r in out.records() {
-                    let seq: Arc<str> = Arc::from(r.sequence_number());
-                    // The stream's own clock, fixed for the record's lifetime: validation
-                    // against it is the same on every replay (see `RawRecord::judged_at`).
-                    let judged_at = r.approximate_arrival_timestamp().map(|t| t.secs());
-                    let data = r.data().as_ref();
-                    match kpl::deaggregate(data) {
-                        Some(parts) => {
-                            for (i, p) in parts.into_iter().enumerate() {
-                                records.push(RawRecord {
-                                    data: Bytes::copy_from_slice(p),
-                                    position: Position::Sequence {
-                                        shard: shard.clone(),
-                                        sequence: seq.clone(),
-                                        sub: Some(i as u32),
-                                    },
-                                    judged_at,
-                                });
-                            }
-                        }
-                        None => records.push(RawRecord {
-                            data: Bytes::copy_from_slice(data),
-                            position: Position::Sequence {
-                                shard: shard.clone(),
-                                sequence: seq.clone(),
-                                sub: None,
-                            },
-                            judged_at,
-                        }),
-                    }
-                    last_seq = Some(seq.to_string());
+            (None, ReadFrom::Initial(StartPosition::AtTimestamp(t))) => req
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(aws_sdk_kinesis::primitives::DateTime::from_secs_f64(*t)),
+            (None, _) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        };
+        match req.send().await {
+            Ok(r) => {
+                self.iterator = r.shard_iterator().map(String::from);
+                if self.iterator.is_none() {
+                    return self.end().await;
                 }
-                let empty = records.is_empty();
-                if !empty {
-                    let ev = ShardEvent::Records {
-                        shard: shard.clone(),
-                        records,
-                        millis_behind: out.millis_behind_latest(),
-                        received,
-                        oldest_arrival,
-                    };
-                    if tx.send(ev).await.is_err() {
-                        return;
-                    }
-                }
-                iterator = out.next_shard_iterator().map(String::from);
-                if iterator.is_none() {
-                    let _ = tx
-                        .send(ShardEvent::End {
-                            shard: shard.clone(),
-                        })
-                        .await;
-                    return;
-                }
-                if empty && sleep_or_stop(&mut stop, poll).await {
-                    return;
-                }
+                Step::Continue
             }
             Err(e) => {
-                let service = e.as_service_error();
-                if service.is_some_and(|s| s.is_expired_iterator_exception()) {
-                    iterator = None; // re-acquire after last_seq
-                    continue;
-                }
-                let throttled =
-                    service.is_some_and(|s| s.is_provisioned_throughput_exceeded_exception());
                 let msg = aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string();
-                if throttled {
-                    tracing::debug!(%shard, "throttled; backing off");
-                } else {
-                    tracing::warn!(%shard, error = %msg, "get records failed; retrying");
-                }
-                if sleep_or_stop(&mut stop, backoff).await {
-                    return;
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-                if !throttled && backoff >= Duration::from_secs(10) {
-                    let _ = tx
-                        .send(ShardEvent::Failed {
-                            shard: shard.clone(),
-                            error: msg,
-                        })
-                        .await;
-                    return;
-                }
+                tracing::warn!(shard = %self.spec.shard, error = %msg, "get shard iterator failed; retrying");
+                self.back_off().await
             }
         }
+    }
+
+    /// One GetRecords call with `iterator`: deliver what it returned, or handle the error.
+    async fn poll(&mut self, iterator: String) -> Step {
+        let call = self
+            .client
+            .get_records()
+            .shard_iterator(iterator)
+            .limit(self.spec.limit)
+            .send()
+            .await;
+        match call {
+            Ok(out) => self.deliver(out).await,
+            Err(e) => self.failed(e).await,
+        }
+    }
+
+    /// Send the records of a GetRecords answer, move to the next iterator (none: the shard
+    /// is closed and fully read), and pause after an empty answer.
+    async fn deliver(&mut self, out: GetRecordsOutput) -> Step {
+        self.backoff = self.spec.poll;
+        let received = std::time::Instant::now();
+        let shard = &self.spec.shard;
+        let mut records = Vec::with_capacity(out.records().len());
+        for r in out.records() {
+            push_raw_records(&mut records, shard, r);
+        }
+        if let Some(last) = out.records().last() {
+            self.last_seq = Some(last.sequence_number().to_string());
+        }
+        let empty = records.is_empty();
+        if !empty {
+            let oldest_arrival = out
+                .records()
+                .iter()
+                .filter_map(|r| r.approximate_arrival_timestamp())
+                .map(|t| t.as_secs_f64())
+                .reduce(f64::min);
+            let ev = ShardEvent::Records {
+                shard: shard.clone(),
+                records,
+                millis_behind: out.millis_behind_latest(),
+                received,
+                oldest_arrival,
+            };
+            if self.tx.send(ev).await.is_err() {
+                return Step::Stop;
+            }
+        }
+        self.iterator = out.next_shard_iterator().map(String::from);
+        if self.iterator.is_none() {
+            return self.end().await;
+        }
+        if empty && sleep_or_stop(&mut self.stop, self.spec.poll).await {
+            return Step::Stop;
+        }
+        Step::Continue
+    }
+
+    /// A failed GetRecords: an expired iterator is re-acquired at once; throttling backs
+    /// off for as long as it lasts; any other error backs off and, once the back-off
+    /// reaches its maximum, is reported (the service restarts the reader).
+    async fn failed(&mut self, e: SdkError<GetRecordsError>) -> Step {
+        let service = e.as_service_error();
+        if service.is_some_and(|s| s.is_expired_iterator_exception()) {
+            self.iterator = None; // re-acquire after last_seq
+            return Step::Continue;
+        }
+        let throttled = service.is_some_and(|s| s.is_provisioned_throughput_exceeded_exception());
+        let msg = aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string();
+        if throttled {
+            tracing::debug!(shard = %self.spec.shard, "throttled; backing off");
+        } else {
+            tracing::warn!(shard = %self.spec.shard, error = %msg, "get records failed; retrying");
+        }
+        if self.back_off().await == Step::Stop {
+            return Step::Stop;
+        }
+        if !throttled && self.backoff >= MAX_BACKOFF {
+            let shard = self.spec.shard.clone();
+            let _ = self.tx.send(ShardEvent::Failed { shard, error: msg }).await;
+            return Step::Stop;
+        }
+        Step::Continue
+    }
+
+    /// Sleep for the current back-off (unless asked to stop), then double it.
+    async fn back_off(&mut self) -> Step {
+        if sleep_or_stop(&mut self.stop, self.backoff).await {
+            return Step::Stop;
+        }
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        Step::Continue
+    }
+
+    /// Report that the shard is closed and every record was sent.
+    async fn end(&self) -> Step {
+        let shard = self.spec.shard.clone();
+        let _ = self.tx.send(ShardEvent::End { shard }).await;
+        Step::Stop
+    }
+}
+
+/// Add the raw records in one Kinesis record to `out`: the parts of a KPL aggregate
+/// (positions `seq:0`, `seq:1`, …), else the record itself.
+fn push_raw_records(out: &mut Vec<RawRecord>, shard: &Arc<str>, r: &Record) {
+    let sequence: Arc<str> = Arc::from(r.sequence_number());
+    // The stream's own clock, fixed for the record's lifetime: validation against it is the
+    // same on every replay (see `RawRecord::judged_at`).
+    let judged_at = r.approximate_arrival_timestamp().map(|t| t.secs());
+    let raw = |data: &[u8], sub: Option<u32>| RawRecord {
+        data: Bytes::copy_from_slice(data),
+        position: Position::Sequence {
+            shard: shard.clone(),
+            sequence: sequence.clone(),
+            sub,
+        },
+        judged_at,
+    };
+    let data = r.data().as_ref();
+    match kpl::deaggregate(data) {
+        Some(parts) => out.extend(
+            parts
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| raw(p, Some(i as u32))),
+        ),
+        None => out.push(raw(data, None)),
     }
 }
 

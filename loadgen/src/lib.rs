@@ -4,6 +4,14 @@
 //! occasional large values; exact producer duplicates (a line re-sent verbatim, sometimes
 //! much later), malformed records of every rejection kind, and late events. Deterministic
 //! for a given seed, so a test can regenerate its input.
+//!
+//! Its own crate (and the `loadgen` binary) rather than a `writer` subcommand, so test
+//! tooling never ships in the production image. [`Generator`] makes the lines;
+//! [`kinesis::put_kinesis`] sends them to a stream, optionally as KPL aggregates built by
+//! [`kpl::aggregate`].
+
+pub mod kinesis;
+pub mod kpl;
 
 use std::io::Write;
 
@@ -15,7 +23,9 @@ use serde_json::json;
 /// Generator settings.
 #[derive(Debug, Clone)]
 pub struct GenConfig {
+    /// Lines to generate (malformed and duplicate lines included).
     pub count: u64,
+    /// Seed of the random generator: the same settings and seed give the same bytes.
     pub seed: u64,
     /// Share of lines that re-send an earlier valid event byte for byte.
     pub duplicate_ratio: f64,
@@ -23,6 +33,7 @@ pub struct GenConfig {
     pub malformed_ratio: f64,
     /// Share of events created up to `max_lateness_secs` before `end_time`.
     pub late_ratio: f64,
+    /// How far before `end_time` a late event can be created, in seconds.
     pub max_lateness_secs: i64,
     /// Share of events with a large (8-64 KiB) string value.
     pub large_ratio: f64,
@@ -45,13 +56,19 @@ impl Default for GenConfig {
     }
 }
 
-/// What was generated (lines by kind).
+/// What was generated (lines by kind); printed as the JSON summary, so the field names
+/// are a contract with the tests and benchmarks.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct GenSummary {
+    /// All lines: `unique_valid + duplicates + malformed`.
     pub lines: u64,
+    /// Valid events generated for the first time.
     pub unique_valid: u64,
+    /// Lines that repeat an earlier valid line byte for byte.
     pub duplicates: u64,
+    /// Lines that the writer rejects (one of the rejection kinds).
     pub malformed: u64,
+    /// NDJSON bytes, newlines included.
     pub bytes: u64,
 }
 
@@ -101,10 +118,16 @@ const WORDS: [&str; 12] = [
 
 /// A generator; `next_line` yields one NDJSON line (without the newline).
 pub struct Generator {
+    /// The settings it was made with.
     pub cfg: GenConfig,
+    /// The only source of randomness, seeded from `cfg.seed` (hence the determinism).
     rng: SmallRng,
+    /// [`event_names`], drawn from uniformly.
     names: Vec<String>,
+    /// Valid lines a duplicate can repeat: up to 100,000, then replaced at random so
+    /// duplicates can still reach far back.
     recent: Vec<Vec<u8>>,
+    /// Counts of what `next_line` has produced so far.
     pub summary: GenSummary,
 }
 
@@ -281,109 +304,6 @@ impl Generator {
         }
         out.flush()
     }
-}
-
-/// Kinesis target: send the generated lines with PutRecords (partition key = the event's
-/// `event_uuid`, so a producer retry lands on the same shard), optionally as KPL aggregates,
-/// at a target rate (events per second; 0 = as fast as the stream accepts).
-pub async fn put_kinesis(
-    generator: &mut Generator,
-    client: &aws_sdk_kinesis::Client,
-    stream: &str,
-    rate: f64,
-    aggregate: usize,
-) -> Result<u64, String> {
-    use aws_sdk_kinesis::primitives::Blob;
-    use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-    let started = std::time::Instant::now();
-    let mut sent: u64 = 0;
-    let total = generator.cfg.count;
-    let mut pending: Vec<PutRecordsRequestEntry> = Vec::new();
-    let mut agg: Vec<Vec<u8>> = Vec::new();
-    let key_of = |line: &[u8]| -> String {
-        schemas::decode_event(line)
-            .ok()
-            .and_then(|e| {
-                e.event_uuid
-                    .and_then(|u| schemas::decode::raw_as_str(u).map(|s| s.into_owned()))
-            })
-            .filter(|s| !s.is_empty() && s.len() <= 256)
-            .unwrap_or_else(|| format!("{:x}", xxhash_rust::xxh3::xxh3_64(line)))
-    };
-    let mut i = 0;
-    while i < total || !pending.is_empty() || !agg.is_empty() {
-        if i < total {
-            let line = generator.next_line();
-            i += 1;
-            if aggregate > 1 {
-                agg.push(line);
-                if agg.len() >= aggregate || i == total {
-                    let refs: Vec<&[u8]> = agg.iter().map(Vec::as_slice).collect();
-                    let key = key_of(refs[0]);
-                    let blob = crate::source::kinesis::kpl::aggregate(&key, &refs);
-                    let entry = PutRecordsRequestEntry::builder()
-                        .data(Blob::new(blob))
-                        .partition_key(key)
-                        .build()
-                        .map_err(|e| e.to_string())?;
-                    pending.push(entry);
-                    agg.clear();
-                }
-            } else {
-                let key = key_of(&line);
-                let entry = PutRecordsRequestEntry::builder()
-                    .data(Blob::new(line))
-                    .partition_key(key)
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                pending.push(entry);
-            }
-        }
-        if pending.len() >= 500 || (i >= total && !pending.is_empty()) {
-            let mut batch = std::mem::take(&mut pending);
-            let mut attempt = 0u32;
-            while !batch.is_empty() {
-                let out = client
-                    .put_records()
-                    .stream_name(stream)
-                    .set_records(Some(batch.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(e).to_string());
-                match out {
-                    Ok(out) => {
-                        let failed: Vec<PutRecordsRequestEntry> = out
-                            .records()
-                            .iter()
-                            .zip(batch.iter())
-                            .filter(|(r, _)| r.error_code().is_some())
-                            .map(|(_, e)| e.clone())
-                            .collect();
-                        sent += (batch.len() - failed.len()) as u64;
-                        batch = failed;
-                    }
-                    Err(e) if attempt < 10 => {
-                        tracing::warn!(error = %e, "put records failed; retrying")
-                    }
-                    Err(e) => return Err(e),
-                }
-                if !batch.is_empty() {
-                    attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        100 * u64::from(attempt.min(20)),
-                    ))
-                    .await;
-                }
-            }
-            if rate > 0.0 {
-                let due = std::time::Duration::from_secs_f64(i as f64 / rate);
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        }
-    }
-    Ok(sent)
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
-//! Decoding one raw record into its three common fields plus the untouched rest.
+//! Parsing one raw record's JSON into its three common fields plus the untouched rest.
 //!
 //! Only `event_uuid`, `event_name` and `created_at` are interpreted. Every other member is
 //! kept as its raw JSON text (borrowed from the input, never re-parsed into a tree), which is
-//! what makes decoding cheap and lets `payload` rebuild the original event exactly.
+//! what makes parsing cheap and lets `payload` rebuild the original event exactly.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -16,7 +16,7 @@ pub const FIELD_UUID: &str = "event_uuid";
 pub const FIELD_NAME: &str = "event_name";
 pub const FIELD_CREATED_AT: &str = "created_at";
 
-/// A decoded record: the common fields as raw JSON (typed later, by validation) and the
+/// A parsed record: the common fields as raw JSON (typed later, by validation) and the
 /// payload object rebuilt from every other member, in input order.
 #[derive(Debug)]
 pub struct RawEvent<'a> {
@@ -27,8 +27,8 @@ pub struct RawEvent<'a> {
     pub payload: String,
 }
 
-/// Decode one record. Fails with `not_utf8`, `not_json`, `not_object` or `duplicate_field`.
-pub fn decode_event(bytes: &[u8]) -> Result<RawEvent<'_>, Rejection> {
+/// Parse one record. Fails with `not_utf8`, `not_json`, `not_object` or `duplicate_field`.
+pub fn parse_event(bytes: &[u8]) -> Result<RawEvent<'_>, Rejection> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         Rejection::new(
             RejectReason::NotUtf8,
@@ -189,7 +189,7 @@ mod tests {
     use super::*;
 
     fn reason(bytes: &[u8]) -> RejectReason {
-        decode_event(bytes)
+        parse_event(bytes)
             .err()
             .map(|r| r.reason)
             .unwrap_or(RejectReason::NotJson)
@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn keeps_other_members_raw_and_in_order() {
-        let ev = decode_event(
+        let ev = parse_event(
             br#"{"b": {"x": [1, 2]}, "event_uuid":"u","a":"\u00e9\n","event_name":"x:y","created_at":1}"#,
         )
         .expect("valid");
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn payload_round_trips_escaped_keys() {
-        let ev = decode_event(br#"{"k\"ey\u0001":1}"#).expect("valid");
+        let ev = parse_event(br#"{"k\"ey\u0001":1}"#).expect("valid");
         let v: serde_json::Value = serde_json::from_str(&ev.payload).expect("payload is JSON");
         assert_eq!(v["k\"ey\u{1}"], 1);
     }
@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn empty_payload_is_empty_object() {
-        let ev = decode_event(br#"{"event_uuid":"u"}"#).expect("valid");
+        let ev = parse_event(br#"{"event_uuid":"u"}"#).expect("valid");
         assert_eq!(ev.payload, "{}");
     }
 }

@@ -1,0 +1,211 @@
+//! The compactor through its library API on a local table: optimize compacts without changing
+//! a row, history shows the rewrite, and vacuum (zero retention, forced) deletes exactly the
+//! files the rewrite replaced.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use compactor::{Compactor, ErrorKind, Operation, OptimizeOptions, VacuumError, VacuumOptions};
+use deltalake::DeltaTable;
+use deltalake::arrow::array::{Int64Array, StringArray};
+use deltalake::arrow::datatypes::{DataType as ArrowType, Field, Schema};
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::kernel::{DataType, StructField};
+use deltalake::protocol::SaveMode;
+use storage::StorageConfig;
+
+const APPENDS: i64 = 6;
+const ROWS_PER_APPEND: i64 = 5;
+
+/// A fresh folder under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("compactor-library-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A table partitioned by `part`, written by `APPENDS` small appends alternating between
+/// partitions `a` and `b` (one file each).
+async fn small_files_table(dir: &Path) -> DeltaTable {
+    let url = storage::table_url(dir.to_str().expect("utf-8 path")).expect("table url");
+    let mut table = DeltaTable::try_from_url(url)
+        .await
+        .expect("table handle")
+        .create()
+        .with_columns([
+            StructField::new("id", DataType::LONG, false),
+            StructField::new("part", DataType::STRING, true),
+        ])
+        .with_partition_columns(["part"])
+        .await
+        .expect("create table");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", ArrowType::Int64, false),
+        Field::new("part", ArrowType::Utf8, true),
+    ]));
+    for append in 0..APPENDS {
+        let part = if append % 2 == 0 { "a" } else { "b" };
+        let ids: Vec<i64> = (0..ROWS_PER_APPEND)
+            .map(|i| append * ROWS_PER_APPEND + i)
+            .collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(vec![part; ROWS_PER_APPEND as usize])),
+            ],
+        )
+        .expect("batch");
+        table = table
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .await
+            .expect("append");
+    }
+    table
+}
+
+/// Live files (table-relative paths) and the rows they hold, from the latest snapshot.
+async fn live_files(dir: &Path) -> (Vec<String>, i64) {
+    let table = storage::open_table(dir.to_str().expect("utf-8"), &StorageConfig::default())
+        .await
+        .expect("open");
+    let snapshot = table.snapshot().expect("snapshot");
+    let mut paths = Vec::new();
+    let mut rows = 0;
+    for f in snapshot.log_data().iter() {
+        paths.push(f.path().to_string());
+        rows += f.num_records().expect("numRecords in stats") as i64;
+    }
+    paths.sort();
+    (paths, rows)
+}
+
+/// Data files on disk (table-relative), outside `_delta_log`.
+fn parquet_on_disk(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                if !path.ends_with("_delta_log") {
+                    walk(root, &path, out);
+                }
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                let rel = path.strip_prefix(root).expect("under root");
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn optimize_history_then_vacuum() {
+    let dir = TempDir::new();
+    small_files_table(&dir.0).await;
+    let (small_files, rows) = live_files(&dir.0).await;
+    assert_eq!(small_files.len() as i64, APPENDS);
+    assert_eq!(rows, APPENDS * ROWS_PER_APPEND);
+
+    let compactor = Compactor::new(dir.0.to_str().expect("utf-8"), StorageConfig::default());
+    let compacted = optimize(&compactor, &dir.0, rows).await;
+    vacuum(&compactor, &dir.0, &small_files, &compacted).await;
+    let (_, rows_after) = live_files(&dir.0).await;
+    assert_eq!(rows_after, rows, "vacuum never touches a live row");
+}
+
+/// Optimize compacts each partition into one file, keeping every row, in one OPTIMIZE
+/// commit per partition that history shows; returns the live files after.
+async fn optimize(compactor: &Compactor, dir: &Path, rows: i64) -> Vec<String> {
+    let optimized = compactor
+        .optimize(&OptimizeOptions::default())
+        .await
+        .expect("optimize");
+    assert_eq!(optimized.files_before, APPENDS as u64);
+    assert_eq!(optimized.files_after, 2, "one file per partition");
+    assert_eq!(optimized.partitions_touched, 2);
+    assert_eq!(optimized.versions_committed, 2);
+    assert_eq!(optimized.files_removed, APPENDS as u64);
+
+    let (files, rows_after) = live_files(dir).await;
+    assert_eq!(files.len(), 2);
+    assert_eq!(rows_after, rows, "compaction keeps every row");
+
+    let history = compactor.history(20).await.expect("history");
+    assert_eq!(
+        history.len() as i64,
+        1 + APPENDS + 2,
+        "create, appends, rewrites"
+    );
+    assert!(history.windows(2).all(|w| w[0].version == w[1].version + 1));
+    let newest = &history[0];
+    assert_eq!(newest.version, optimized.table_version);
+    assert_eq!(newest.operation, "OPTIMIZE");
+    assert!(newest.compaction);
+    assert_eq!(history[1].operation, "OPTIMIZE");
+    files
+}
+
+/// Zero retention is refused unless forced; forced, a dry run only lists the replaced small
+/// files, and the real vacuum deletes exactly those between VACUUM START and END.
+async fn vacuum(compactor: &Compactor, dir: &Path, small_files: &[String], live: &[String]) {
+    let zero = VacuumOptions {
+        retention: Some(Duration::ZERO),
+        ..VacuumOptions::default()
+    };
+    let refused = compactor.vacuum(&zero).await.expect_err("refused");
+    assert_eq!(refused.operation, Operation::Vacuum);
+    assert!(matches!(
+        refused.kind,
+        ErrorKind::Vacuum(VacuumError::RetentionTooShort { .. })
+    ));
+
+    // Every file and commit must be older than the cutoff (now - 0).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let forced = VacuumOptions {
+        force: true,
+        ..zero
+    };
+    let dry_run = VacuumOptions {
+        dry_run: true,
+        ..forced.clone()
+    };
+    let dry = compactor.vacuum(&dry_run).await.expect("dry run");
+    assert_eq!(dry.files_deleted, APPENDS as u64);
+    assert_eq!(dry.would_delete, small_files);
+    assert_eq!(
+        parquet_on_disk(dir).len() as i64,
+        APPENDS + 2,
+        "dry run deletes nothing"
+    );
+
+    let vacuumed = compactor.vacuum(&forced).await.expect("vacuum");
+    assert_eq!(vacuumed.files_deleted, APPENDS as u64);
+    assert_eq!(vacuumed.unreferenced_deleted, APPENDS as u64);
+    assert_eq!(vacuumed.versions_committed, 2, "VACUUM START and END");
+    assert!(vacuumed.would_delete.is_empty());
+    assert_eq!(parquet_on_disk(dir), live, "only the live files remain");
+
+    let history = compactor.history(2).await.expect("history");
+    let ops: Vec<_> = history.iter().map(|e| e.operation.as_str()).collect();
+    assert_eq!(ops, ["VACUUM END", "VACUUM START"]);
+}

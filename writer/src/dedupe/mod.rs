@@ -1,0 +1,399 @@
+//! Exact dedupe: a key (`event_uuid`) is stored once per scope, first write wins.
+//!
+//! # Design
+//! The [`KeyIndex`] holds, for each partition a batch touched recently, the exact set of
+//! keys the table holds there *at one table version*: the version the commit path's log
+//! follower ([`crate::commit::follow::LogFollower`]) has seen. A batch is filtered against
+//! it, and the commit is written at exactly `version + 1`, never rebased (see
+//! [`crate::commit`]). If anyone else committed in between, the commit fails, the follower
+//! reads the new log entries, the index takes their `add` actions with `dataChange` (reading
+//! only the key column of those files, see [`KeyIndex::replay`]) and the batch is filtered
+//! again before the next attempt. So every commit is checked against every row committed
+//! before it: dedupe is serializable, not best effort, even with several writers.
+//!
+//! Compaction commits (`dataChange = false`) move rows between files without changing the
+//! key set, so they are skipped. A real deletion (`remove` with `dataChange = true`) or a
+//! metadata change drops the affected partitions, which are re-read on next use.
+//!
+//! # Cost and memory
+//! Steady state, a batch costs one hash probe per row: independent of table size. Keys are
+//! 16 bytes when they are canonical lowercase UUIDs (parsed to `u128`, a bijection with the
+//! text), otherwise the text itself. Loaded partitions are kept up to a memory budget and
+//! evicted least-recently-used; a partition that alone exceeds the budget is not cached but
+//! probed by streaming its key column past the batch's keys (memory bounded by the batch).
+//!
+//! # Scope
+//! For the events table the scope is the partition (`event_type`, `created_date`): a re-sent
+//! event carries the same name and `created_at`, so it maps to the partition of its first
+//! copy. The rejected table is small and deduplicated across the whole table.
+
+mod key;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deltalake::{DeltaTable, ObjectStore};
+use futures::{StreamExt, TryStreamExt};
+use hashbrown::HashSet;
+use schemas::table::TableDef;
+use storage::LakeError;
+use storage::log::LogEntry;
+
+pub use key::Key;
+use key::ScopeKeys;
+
+/// Partition values (in partition-column order) that bound a key's uniqueness; empty for a
+/// table deduplicated as a whole.
+pub type Scope = Vec<Option<String>>;
+
+/// Bytes one key is assumed to take before a partition is loaded (for the budget check).
+const EST_BYTES_PER_KEY: usize = 40;
+
+/// Files (path, size) per scope.
+type FilesByScope = HashMap<Scope, Vec<(String, Option<u64>)>>;
+
+/// The exact key set of the recently used scopes of one table, at the version the log
+/// follower has seen.
+pub struct KeyIndex {
+    /// Which table, and how its scopes and key column are defined.
+    def: &'static TableDef,
+    /// Table URI, for errors.
+    table_name: String,
+    /// The loaded scopes: each holds every key of its scope, or is absent.
+    scopes: HashMap<Scope, ScopeKeys>,
+    /// Bytes the loaded scopes may take before the least recently used are evicted.
+    budget: usize,
+    /// Incremented per lookup; a scope's `last_used` is the tick of its last lookup.
+    tick: u64,
+    /// Counters of the key side (the log side's are the follower's).
+    stats: IndexStats,
+}
+
+/// Counters for metrics and benchmarks (the `dedupe_index` of the ingest summary).
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct IndexStats {
+    /// Data files whose key column was read (loading, streaming or taking others' commits).
+    pub files_read: u64,
+    /// Keys read into loaded scopes: the index's cost of warming up.
+    pub keys_loaded: u64,
+    /// Scopes evicted (least recently used) to stay within the memory budget.
+    pub scopes_evicted: u64,
+    /// Lookups in a scope too large for the budget, answered by streaming its key column
+    /// (each re-reads the scope's files: a sign the budget is too small).
+    pub scopes_streamed: u64,
+    /// Log entries the log follower replayed (see [`crate::commit::follow::FollowerStats`]).
+    pub log_entries_replayed: u64,
+    /// Times the delta-rs table state was brought forward (new scopes, new apps, metadata).
+    pub table_refreshes: u64,
+    /// Times the log follower found the log had moved on past the version it had seen
+    /// (entries expired while the writer was idle) and reloaded the state from the latest
+    /// checkpoint; the index was then cleared
+    /// (see [`crate::commit::follow::Followed::Reloaded`]).
+    pub log_reloads: u64,
+}
+
+/// Data files that replayed log entries added to loaded scopes: their keys must join the
+/// index ([`KeyIndex::read_added`]) before it reflects the new version.
+#[derive(Debug, Default)]
+pub struct AddedFiles(FilesByScope);
+
+/// The live files of scopes a lookup needs but the index has not loaded, at the version the
+/// index reflects ([`KeyIndex::live_files`]).
+#[derive(Debug, Default)]
+pub struct UnloadedScopes {
+    /// In the order they are loaded.
+    scopes: Vec<Scope>,
+    /// Their live files.
+    files: FilesByScope,
+    /// Rows per scope (from file statistics), to judge whether a scope fits the budget.
+    records: HashMap<Scope, usize>,
+}
+
+/// Among a batch's keys, those the table already holds, per scope.
+pub type Found = HashMap<Scope, HashSet<Key>>;
+
+impl KeyIndex {
+    pub fn new(def: &'static TableDef, table_name: impl Into<String>, budget: usize) -> Self {
+        KeyIndex {
+            def,
+            table_name: table_name.into(),
+            scopes: HashMap::new(),
+            budget,
+            tick: 0,
+            stats: IndexStats::default(),
+        }
+    }
+
+    /// The key-side counters (the log-side fields are zero: the follower keeps those).
+    pub fn stats(&self) -> IndexStats {
+        self.stats
+    }
+
+    /// Approximate bytes held.
+    fn memory(&self) -> usize {
+        self.scopes.values().map(ScopeKeys::memory).sum()
+    }
+
+    /// The scope of a row with these partition values.
+    pub fn scope_of(&self, partition: &[(String, Option<String>)]) -> Scope {
+        if self.def.key_scoped_to_partition {
+            partition.iter().map(|(_, v)| v.clone()).collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn scope_of_map(&self, values: &HashMap<String, Option<String>>) -> Scope {
+        if !self.def.key_scoped_to_partition {
+            return Vec::new();
+        }
+        self.def
+            .partition_columns
+            .iter()
+            .map(|c| values.get(*c).cloned().flatten())
+            .collect()
+    }
+
+    /// Take one new log entry: data-changing removes and a metadata change drop scopes (they
+    /// are re-read on next use), data-changing adds to loaded scopes are queued in `added`.
+    ///
+    /// Drops are applied before adds: within one entry a dropped scope cannot come back, so
+    /// this gives the same result as taking the actions in line order.
+    pub fn replay(&mut self, entry: &LogEntry, added: &mut AddedFiles) {
+        if entry.metadata_changed {
+            self.scopes.clear();
+            added.0.clear();
+        }
+        for remove in entry.removes.iter().filter(|r| r.data_change) {
+            let scope = self.scope_of_map(&remove.partition_values);
+            self.scopes.remove(&scope);
+            added.0.remove(&scope);
+        }
+        for add in entry.adds.iter().filter(|a| a.data_change) {
+            let scope = self.scope_of_map(&add.partition_values);
+            if self.scopes.contains_key(&scope) {
+                let size = add.size.and_then(|s| u64::try_from(s).ok());
+                added
+                    .0
+                    .entry(scope)
+                    .or_default()
+                    .push((add.object_path(), size));
+            }
+        }
+    }
+
+    /// Read the keys of the files [`Self::replay`] queued into their scopes.
+    ///
+    /// The follower has already moved past those entries, so a scope must never stay loaded
+    /// without their keys (it would let them through as new): each scope leaves the index
+    /// while its files are read and comes back complete. A read that fails, or a future
+    /// dropped midway, leaves it absent, to be re-read in full on next use.
+    pub async fn read_added(
+        &mut self,
+        store: Arc<dyn ObjectStore>,
+        added: AddedFiles,
+    ) -> Result<(), LakeError> {
+        let taken: Vec<_> = (added.0.into_iter())
+            .filter_map(|(scope, files)| Some((self.scopes.remove(&scope)?, scope, files)))
+            .collect();
+        for (mut keys, scope, files) in taken {
+            let read = self.read_keys(store.clone(), files).await?;
+            read.iter().for_each(|k| keys.insert_str(k));
+            self.scopes.insert(scope, keys);
+        }
+        Ok(())
+    }
+
+    /// Forget every scope (the log was reloaded: what happened in between is unknown).
+    pub fn clear(&mut self) {
+        self.scopes.clear();
+    }
+
+    /// The scopes among `candidates` that are not loaded.
+    pub fn unloaded(&self, candidates: &HashMap<Scope, Vec<&Key>>) -> Vec<Scope> {
+        candidates
+            .keys()
+            .filter(|s| !self.scopes.contains_key(*s))
+            .cloned()
+            .collect()
+    }
+
+    /// The live files of `scopes` in `table` (which must be at the version the index
+    /// reflects), and their row counts (from stats).
+    pub fn live_files(
+        &self,
+        table: &DeltaTable,
+        scopes: Vec<Scope>,
+    ) -> Result<UnloadedScopes, LakeError> {
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| LakeError::delta(&self.table_name, "snapshot", e))?;
+        let wanted: HashSet<&Scope> = scopes.iter().collect();
+        let mut files: FilesByScope = HashMap::new();
+        let mut records: HashMap<Scope, usize> = HashMap::new();
+        for f in snapshot.log_data().iter() {
+            let scope = self.scope_of_map(&f.partition_values_map());
+            if wanted.contains(&scope) {
+                *records.entry(scope.clone()).or_default() += f.num_records().unwrap_or(0);
+                files
+                    .entry(scope)
+                    .or_default()
+                    .push((f.path().into_owned(), u64::try_from(f.size()).ok()));
+            }
+        }
+        drop(wanted);
+        Ok(UnloadedScopes {
+            scopes,
+            files,
+            records,
+        })
+    }
+
+    /// Among `candidates` (keys of a batch, grouped by scope), return those already in the
+    /// table. Loads the `unloaded` scopes (evicting others within budget), or streams them
+    /// when they cannot fit.
+    pub async fn existing(
+        &mut self,
+        store: Arc<dyn ObjectStore>,
+        candidates: &HashMap<Scope, Vec<&Key>>,
+        unloaded: UnloadedScopes,
+    ) -> Result<Found, LakeError> {
+        self.tick += 1;
+        let streamed = self.load(store.clone(), unloaded, candidates).await?;
+        let mut found: Found = HashMap::new();
+        for (scope, keys) in candidates {
+            if let Some(sk) = self.scopes.get_mut(scope) {
+                sk.last_used = self.tick;
+                for &k in keys {
+                    if sk.contains(k) {
+                        found.entry(scope.clone()).or_default().insert(k.clone());
+                    }
+                }
+            }
+        }
+        for (scope, files) in streamed {
+            let wanted = candidates.get(&scope).map_or(&[][..], Vec::as_slice);
+            let hits = self.stream(store.clone(), &files, wanted).await?;
+            found.entry(scope).or_default().extend(hits);
+        }
+        Ok(found)
+    }
+
+    /// Load each unloaded scope that fits the budget; return the files of those that do not.
+    async fn load(
+        &mut self,
+        store: Arc<dyn ObjectStore>,
+        mut unloaded: UnloadedScopes,
+        candidates: &HashMap<Scope, Vec<&Key>>,
+    ) -> Result<FilesByScope, LakeError> {
+        let mut streamed: FilesByScope = HashMap::new();
+        for scope in std::mem::take(&mut unloaded.scopes) {
+            let scope_files = unloaded.files.remove(&scope).unwrap_or_default();
+            let estimate = unloaded.records.get(&scope).copied().unwrap_or(0) * EST_BYTES_PER_KEY;
+            if !self.make_room(estimate, candidates) {
+                self.stats.scopes_streamed += 1;
+                streamed.insert(scope, scope_files);
+                continue;
+            }
+            let keys = self.read_keys(store.clone(), scope_files).await?;
+            let mut sk = ScopeKeys::default();
+            sk.uuids.reserve(keys.len());
+            keys.iter().for_each(|k| sk.insert_str(k));
+            self.scopes.insert(scope, sk);
+        }
+        Ok(streamed)
+    }
+
+    /// The `wanted` keys found in `files`, streaming their key column (for a scope too large
+    /// to cache).
+    async fn stream(
+        &mut self,
+        store: Arc<dyn ObjectStore>,
+        files: &[(String, Option<u64>)],
+        wanted: &[&Key],
+    ) -> Result<Vec<Key>, LakeError> {
+        let wanted: HashSet<&Key> = wanted.iter().copied().collect();
+        let mut hits = Vec::new();
+        for (path, size) in files {
+            storage::files::for_each_string(
+                store.clone(),
+                &self.table_name,
+                path,
+                *size,
+                self.def.key_column,
+                |s| {
+                    let k = Key::of(s);
+                    if wanted.contains(&k) {
+                        hits.push(k);
+                    }
+                },
+            )
+            .await?;
+            self.stats.files_read += 1;
+        }
+        Ok(hits)
+    }
+
+    /// After our own commit: the committed keys join the index.
+    pub fn committed<'k>(&mut self, keys: impl IntoIterator<Item = (&'k Scope, &'k Key)>) {
+        for (scope, key) in keys {
+            if let Some(sk) = self.scopes.get_mut(scope) {
+                sk.insert(key);
+            }
+        }
+    }
+
+    /// Evict least-recently-used scopes not needed by this batch until `need` more bytes fit.
+    /// Returns false when even that is not enough.
+    fn make_room(&mut self, need: usize, keep: &HashMap<Scope, Vec<&Key>>) -> bool {
+        loop {
+            let used = self.memory();
+            if used + need <= self.budget {
+                return true;
+            }
+            let victim = self
+                .scopes
+                .iter()
+                .filter(|(s, _)| !keep.contains_key(*s))
+                .min_by_key(|(_, sk)| sk.last_used)
+                .map(|(s, _)| s.clone());
+            match victim {
+                Some(s) => {
+                    self.scopes.remove(&s);
+                    self.stats.scopes_evicted += 1;
+                }
+                None => return false,
+            }
+        }
+    }
+
+    async fn read_keys(
+        &mut self,
+        store: Arc<dyn ObjectStore>,
+        files: Vec<(String, Option<u64>)>,
+    ) -> Result<Vec<String>, LakeError> {
+        let table = self.table_name.clone();
+        let column = self.def.key_column;
+        let n = files.len();
+        let chunks: Vec<Vec<String>> = futures::stream::iter(files)
+            .map(|(path, size)| {
+                let store = store.clone();
+                let table = table.clone();
+                async move {
+                    let mut keys = Vec::new();
+                    storage::files::for_each_string(store, &table, &path, size, column, |s| {
+                        keys.push(s.to_string())
+                    })
+                    .await?;
+                    Ok::<_, LakeError>(keys)
+                }
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        self.stats.files_read += n as u64;
+        let keys: Vec<String> = chunks.into_iter().flatten().collect();
+        self.stats.keys_loaded += keys.len() as u64;
+        Ok(keys)
+    }
+}

@@ -1,0 +1,198 @@
+//! Records read from the held shards and waiting for the next commit, in the order they
+//! arrived. When they are due is the batching rule of [`crate::batch::Fill`] (count, bytes,
+//! the oldest record's wait), with one service-specific twist: the wait is a promise about
+//! *visibility*, so the flush starts early by the time commits take (see [`flush_wait`]).
+
+use std::time::{Duration, Instant};
+
+use crate::batch::Fill;
+use crate::config::FlushPolicy;
+use crate::source::RawRecord;
+
+/// The records of the next commit.
+pub struct Buffer {
+    /// The flush limits (`--flush-*`).
+    policy: FlushPolicy,
+    /// Buffered records, in arrival order across shards (in-batch dedupe keeps the first).
+    records: Vec<RawRecord>,
+    /// How full the buffer is; its latency clock runs from when the oldest record was read.
+    fill: Fill,
+    /// Earliest stream arrival time in the buffer (Unix seconds), for the freshness metric.
+    oldest_arrival: Option<f64>,
+    /// Smoothed duration of recent commits (decode → commit visible), spent out of the wait.
+    commit_estimate: Duration,
+}
+
+/// What a flush takes out of the buffer.
+pub struct Taken {
+    /// The records of the commit, in arrival order.
+    pub records: Vec<RawRecord>,
+    /// Earliest stream arrival time of `records` (Unix seconds).
+    pub oldest_arrival: Option<f64>,
+}
+
+impl Buffer {
+    pub fn new(policy: FlushPolicy) -> Buffer {
+        Buffer {
+            policy,
+            records: Vec::new(),
+            fill: Fill::default(),
+            oldest_arrival: None,
+            commit_estimate: Duration::ZERO,
+        }
+    }
+
+    /// Add records a reader got at `received`, the earliest of them having reached the
+    /// stream at `oldest_arrival`.
+    pub fn push(
+        &mut self,
+        records: Vec<RawRecord>,
+        received: Instant,
+        oldest_arrival: Option<f64>,
+    ) {
+        self.fill.add(&records, received);
+        self.records.extend(records);
+        if let Some(t) = oldest_arrival {
+            self.oldest_arrival = Some(self.oldest_arrival.map_or(t, |o| o.min(t)));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Whether records of `shard` are waiting (a closed shard is finished only without).
+    pub fn holds(&self, shard: &str) -> bool {
+        self.records
+            .iter()
+            .any(|r| r.position.shard() == Some(shard))
+    }
+
+    /// Drop the records of `shard` (its reader is restarted from the last committed record,
+    /// or the shard is no longer ours): they will be read again, by us or the next owner.
+    pub fn forget(&mut self, shard: &str) {
+        self.records.retain(|r| r.position.shard() != Some(shard));
+        let since = self.fill.since;
+        self.fill = Fill::default();
+        match since {
+            _ if self.records.is_empty() => self.oldest_arrival = None,
+            Some(since) => self.fill.add(&self.records, since),
+            None => {}
+        }
+    }
+
+    /// When the flush must start (`None`: nothing buffered).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.fill.deadline(self.wait())
+    }
+
+    /// Whether the buffer is due for a commit.
+    pub fn due(&self) -> bool {
+        self.fill.due(&self.policy, self.wait())
+    }
+
+    /// Empty the buffer for a commit.
+    pub fn take(&mut self) -> Taken {
+        self.fill = Fill::default();
+        Taken {
+            records: std::mem::take(&mut self.records),
+            oldest_arrival: self.oldest_arrival.take(),
+        }
+    }
+
+    /// A commit took `took`: flushes start that much earlier (smoothed).
+    pub fn committed_in(&mut self, took: Duration) {
+        self.commit_estimate = smooth(self.commit_estimate, took);
+    }
+
+    fn wait(&self) -> Duration {
+        flush_wait(self.policy.max_latency, self.commit_estimate)
+    }
+}
+
+/// How long the oldest buffered record may wait before the flush starts. The flush interval
+/// is a promise about *visibility* (record read → commit visible), so the time a commit
+/// takes is spent out of it: flushing starts early by the smoothed commit duration, capped
+/// at half the interval so batches never degenerate under a slow store.
+fn flush_wait(interval: Duration, commit_estimate: Duration) -> Duration {
+    interval.saturating_sub(commit_estimate.min(interval / 2))
+}
+
+/// Exponentially weighted moving average (weight 1/4 on the newest sample): follows a store
+/// that slows down within a few batches without jumping on one outlier.
+fn smooth(previous: Duration, sample: Duration) -> Duration {
+    if previous.is_zero() {
+        sample
+    } else {
+        (previous * 3 + sample) / 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Position;
+    use bytes::Bytes;
+    use std::sync::Arc;
+
+    #[test]
+    fn flush_starts_early_by_the_commit_time_but_never_before_half_the_interval() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        assert_eq!(flush_wait(s(2), Duration::ZERO), s(2));
+        assert_eq!(flush_wait(s(2), ms(600)), ms(1400));
+        assert_eq!(flush_wait(s(2), s(5)), s(1));
+        assert_eq!(flush_wait(Duration::ZERO, s(1)), Duration::ZERO);
+    }
+
+    #[test]
+    fn smoothing_starts_at_the_first_sample_and_damps_outliers() {
+        let ms = Duration::from_millis;
+        let first = smooth(Duration::ZERO, ms(800));
+        assert_eq!(first, ms(800));
+        let after_spike = smooth(first, ms(4800));
+        assert_eq!(after_spike, ms(1800));
+        let mut d = after_spike;
+        for _ in 0..20 {
+            d = smooth(d, ms(800));
+        }
+        assert!(d < ms(810), "{d:?}");
+    }
+
+    fn recs(shard: &str, n: usize) -> Vec<RawRecord> {
+        (0..n)
+            .map(|i| RawRecord {
+                data: Bytes::from_static(b"0123456789"),
+                position: Position::Sequence {
+                    shard: Arc::from(shard),
+                    sequence: Arc::from(i.to_string()),
+                    sub: None,
+                },
+                judged_at: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn due_by_count_and_forgetting_a_shard_recounts() {
+        let mut b = Buffer::new(FlushPolicy {
+            max_events: 5,
+            max_bytes: 1 << 20,
+            max_latency: Duration::from_secs(60),
+        });
+        assert!(!b.due() && b.deadline().is_none());
+        let now = Instant::now();
+        b.push(recs("a", 3), now, Some(20.0));
+        b.push(recs("b", 2), now, Some(10.0));
+        assert!(b.due() && b.holds("a") && b.holds("b"));
+        b.forget("b");
+        assert!(!b.due() && !b.holds("b"));
+        assert_eq!(b.deadline(), Some(now + Duration::from_secs(60)));
+        b.forget("a");
+        assert!(b.is_empty() && b.deadline().is_none());
+        b.push(recs("c", 1), now, None);
+        let taken = b.take();
+        assert_eq!((taken.records.len(), taken.oldest_arrival), (1, None));
+        assert!(b.is_empty() && b.deadline().is_none());
+    }
+}
