@@ -37,6 +37,39 @@ impl Enriched<'_> {
     }
 }
 
+/// Where `event_type` and `event_subtype` sit in an event name. A row's type and subtype
+/// are read several times while its batch is grouped and written; the name is split once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NameParts {
+    /// End of the first part (the type starts the name).
+    type_end: usize,
+    /// Byte range of the second part, when present and non-empty.
+    subtype: Option<(usize, usize)>,
+}
+
+impl NameParts {
+    /// The parts of `name`, as [`split_name`] cuts them.
+    pub fn of(name: &str) -> Self {
+        let (event_type, subtype) = split_name(name);
+        let type_end = event_type.len();
+        NameParts {
+            type_end,
+            // The second part starts right after the first `:`.
+            subtype: subtype.map(|s| (type_end + 1, type_end + 1 + s.len())),
+        }
+    }
+
+    /// The first part of `name` (the name these parts were made of).
+    pub fn event_type(self, name: &str) -> &str {
+        name.get(..self.type_end).unwrap_or("")
+    }
+
+    /// The second part of `name`; `None` when absent or empty.
+    pub fn event_subtype(self, name: &str) -> Option<&str> {
+        self.subtype.and_then(|(start, end)| name.get(start..end))
+    }
+}
+
 /// `(event_type, event_subtype)` of an event name.
 pub fn split_name(name: &str) -> (&str, Option<&str>) {
     let mut parts = name.splitn(3, ':');

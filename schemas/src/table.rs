@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use deltalake::arrow::array::RecordBatch;
-use deltalake::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::arrow::datatypes::{
+    DataType as ArrowType, Field as ArrowField, Schema, SchemaRef, TimeUnit,
+};
 use deltalake::arrow::error::ArrowError;
 use deltalake::kernel::{DataType, StructField};
 
-use crate::row::{Cell, Supplied, Value, build_array};
+use crate::row::{BLOCK_ROWS, Cell, ColumnFill, Row, Supplied, Value};
 
 pub const EVENT_UUID: &str = "event_uuid";
 pub const EVENT_NAME: &str = "event_name";
@@ -72,6 +74,7 @@ const fn col(name: &'static str, kind: ColumnType, nullable: bool, value: Value)
 pub type PartitionValues = Vec<(String, Option<String>)>;
 
 // Short names for the two tables below, which read as tables: one column a line.
+use crate::row::Field as F;
 use ColumnType as T;
 use Supplied::*;
 use Value::{Event, Reject, Supplied as Writer};
@@ -96,15 +99,15 @@ pub static EVENTS: TableDef = TableDef {
     name: "events",
     #[rustfmt::skip]
     columns: &[
-        col(EVENT_UUID,        T::String,    false, Event(|e| Cell::Text(&e.uuid))),
-        col(EVENT_NAME,        T::String,    false, Event(|e| Cell::Text(&e.name))),
-        col(CREATED_AT,        T::Long,      false, Event(|e| Cell::Long(e.created_at))),
-        col(CREATED_TIMESTAMP, T::Timestamp, false, Event(|e| Cell::Micros(e.created_micros))),
-        col(CREATED_DATETIME,  T::String,    false, Event(|e| Cell::Text(&e.created_datetime))),
-        col(EVENT_TYPE,        T::String,    false, Event(|e| Cell::Text(e.event_type()))),
-        col(EVENT_SUBTYPE,     T::String,    true,  Event(|e| Cell::text_or_null(e.event_subtype()))),
-        col(CREATED_DATE,      T::Date,      false, Event(|e| Cell::Days(e.created_days))),
-        col(PAYLOAD,           T::String,    false, Event(|e| Cell::Text(&e.payload))),
+        col(EVENT_UUID,        T::String,    false, Event(F::Text(|e| &e.uuid))),
+        col(EVENT_NAME,        T::String,    false, Event(F::Text(|e| &e.name))),
+        col(CREATED_AT,        T::Long,      false, Event(F::Long(|e| e.created_at))),
+        col(CREATED_TIMESTAMP, T::Timestamp, false, Event(F::Micros(|e| e.created_micros))),
+        col(CREATED_DATETIME,  T::String,    false, Event(F::Text(|e| &e.created_datetime))),
+        col(EVENT_TYPE,        T::String,    false, Event(F::Text(|e| e.event_type()))),
+        col(EVENT_SUBTYPE,     T::String,    true,  Event(F::OptText(|e| e.event_subtype()))),
+        col(CREATED_DATE,      T::Date,      false, Event(F::Days(|e| e.created_days))),
+        col(PAYLOAD,           T::String,    false, Event(F::Text(|e| &e.payload))),
         col(SOURCE,            T::String,    false, Writer(Source)),
         col(SOURCE_SHARD,      T::String,    true,  Writer(SourceShard)),
         col(SOURCE_POSITION,   T::String,    false, Writer(SourcePosition)),
@@ -124,8 +127,8 @@ pub static REJECTED: TableDef = TableDef {
     columns: &[
         col(REJECTION_ID,    T::String,    false, Writer(RejectionId)),
         col(RAW,             T::Binary,    false, Writer(Raw)),
-        col(REASON,          T::String,    false, Reject(|r| Cell::Text(r.reason.as_str()))),
-        col(MESSAGE,         T::String,    false, Reject(|r| Cell::Text(&r.message))),
+        col(REASON,          T::String,    false, Reject(F::Text(|r| r.reason.as_str()))),
+        col(MESSAGE,         T::String,    false, Reject(F::Text(|r| &r.message))),
         col(SOURCE,          T::String,    false, Writer(Source)),
         col(SOURCE_SHARD,    T::String,    true,  Writer(SourceShard)),
         col(SOURCE_POSITION, T::String,    false, Writer(SourcePosition)),
@@ -160,6 +163,17 @@ impl ColumnType {
         }
     }
 
+    /// The type's name in errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::String => "text",
+            ColumnType::Long => "long",
+            ColumnType::Timestamp => "timestamp",
+            ColumnType::Date => "date",
+            ColumnType::Binary => "binary",
+        }
+    }
+
     /// Whether a column of this type may partition a table: its values must have a text
     /// form for folder names and the log ([`Cell::partition_value`]).
     pub fn can_partition(self) -> bool {
@@ -184,7 +198,7 @@ impl TableDef {
         Arc::new(Schema::new(
             self.columns
                 .iter()
-                .map(|c| Field::new(c.name, c.kind.arrow(), c.nullable))
+                .map(|c| ArrowField::new(c.name, c.kind.arrow(), c.nullable))
                 .collect::<Vec<_>>(),
         ))
     }
@@ -194,7 +208,7 @@ impl TableDef {
     pub fn file_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
             self.file_columns()
-                .map(|c| Field::new(c.name, c.kind.arrow(), c.nullable))
+                .map(|c| ArrowField::new(c.name, c.kind.arrow(), c.nullable))
                 .collect::<Vec<_>>(),
         ))
     }
@@ -217,46 +231,58 @@ impl TableDef {
             .filter_map(|p| self.columns.iter().find(|c| c.name == *p))
     }
 
-    /// The data-file batch of `rows` rows: every column of [`Self::file_schema`], in
-    /// order, row `r`'s value in a column being `cell(r, column.value)`. This is the whole
-    /// row layout: the caller only answers for values, never for columns.
-    pub fn file_batch<'a>(
+    /// The data-file batch of `rows`: every column of [`Self::file_schema`], in order, a
+    /// row's own fields read by the column's [`Field`](crate::row::Field), the values only
+    /// the writer knows given by `supplied(k, what)` for the `k`-th row. This is the whole
+    /// row layout: the caller only answers for supplied values, never for columns.
+    pub fn file_batch<'a, R: Row>(
         &self,
-        rows: usize,
-        cell: impl Fn(usize, Value) -> Cell<'a>,
+        rows: impl ExactSizeIterator<Item = &'a R>,
+        supplied: impl Fn(usize, Supplied) -> Cell<'a>,
     ) -> Result<RecordBatch, ArrowError> {
-        let mut cells = Vec::with_capacity(rows);
-        let mut arrays = Vec::new();
-        for c in self.file_columns() {
-            cells.clear();
-            cells.extend((0..rows).map(|r| cell(r, c.value)));
-            let array = build_array(c.kind, &cells).map_err(|e| {
-                ArrowError::InvalidArgumentError(format!("column `{}`: {e}", c.name))
-            })?;
-            arrays.push(array);
+        let mut fills = self
+            .file_columns()
+            .map(|c| ColumnFill::new(c, rows.len()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<&R> = rows.collect();
+        for (b, block) in rows.chunks(BLOCK_ROWS).enumerate() {
+            for fill in &mut fills {
+                fill.extend(b * BLOCK_ROWS, block, &supplied)?;
+            }
         }
+        let arrays = fills.into_iter().map(ColumnFill::finish).collect();
         RecordBatch::try_new(self.file_schema(), arrays)
     }
 
-    /// Rows `0..rows` grouped by their partition values (`cell` as for
-    /// [`Self::file_batch`]): one group per data-file folder, groups in value order, rows
-    /// in input order within a group.
-    pub fn partition_groups<'a>(
+    /// `rows` grouped by their partition values (`supplied` as for [`Self::file_batch`]):
+    /// one group per data-file folder, groups in value order, each group the places `k` of
+    /// its rows in `rows`, in input order.
+    pub fn partition_groups<'a, R: Row>(
         &self,
-        rows: usize,
-        cell: impl Fn(usize, Value) -> Cell<'a>,
+        rows: impl Iterator<Item = &'a R>,
+        supplied: impl Fn(usize, Supplied) -> Cell<'a>,
     ) -> Vec<(PartitionValues, Vec<usize>)> {
         let parts: Vec<&Column> = self.partition_defs().collect();
+        // Resolved once, not per row: the row's own accessor, or what the writer supplies.
+        let values: Vec<Result<F<R>, Value>> = parts
+            .iter()
+            .map(|c| R::field(c.value).ok_or(c.value))
+            .collect();
         let mut groups: BTreeMap<Vec<Cell<'a>>, Vec<usize>> = BTreeMap::new();
         // Looked up by slice, so a key is allocated once per group, not once per row.
         let mut key = Vec::with_capacity(parts.len());
-        for r in 0..rows {
+        for (k, row) in rows.enumerate() {
             key.clear();
-            key.extend(parts.iter().map(|c| cell(r, c.value)));
+            key.extend(values.iter().map(|v| match v {
+                Ok(f) => f.cell(row),
+                Err(Value::Supplied(what)) => supplied(k, *what),
+                // Another table's value: a definition error the tests rule out.
+                Err(_) => Cell::Null,
+            }));
             match groups.get_mut(key.as_slice()) {
-                Some(group) => group.push(r),
+                Some(group) => group.push(k),
                 None => {
-                    groups.insert(key.clone(), vec![r]);
+                    groups.insert(key.clone(), vec![k]);
                 }
             }
         }
@@ -346,17 +372,109 @@ mod tests {
         );
     }
 
-    /// A value of the wrong type is an error naming the column, not a panic or a cast.
+    /// Each column's accessor fills the column's declared type, and only a nullable
+    /// column has one that can give null.
+    #[test]
+    fn fields_match_their_columns() {
+        for def in [&EVENTS, &REJECTED] {
+            for c in def.columns {
+                let field = match c.value {
+                    Value::Event(f) => Some((f.kind(), f.nullable())),
+                    Value::Reject(f) => Some((f.kind(), f.nullable())),
+                    Value::Supplied(_) => None,
+                };
+                if let Some((kind, nullable)) = field {
+                    assert_eq!(kind, c.kind, "{}.{}", def.name, c.name);
+                    assert!(c.nullable || !nullable, "{}.{}", def.name, c.name);
+                }
+            }
+        }
+    }
+
+    fn reject_row() -> crate::row::RejectRow {
+        crate::row::RejectRow {
+            reason: crate::validate::RejectReason::NotJson,
+            message: "not JSON".into(),
+            record: 0,
+        }
+    }
+
+    /// Across block boundaries every row keeps its own values, own and supplied, in order.
+    #[test]
+    fn batches_span_blocks_in_order() {
+        use deltalake::arrow::array::{Array, AsArray};
+        let n = crate::row::BLOCK_ROWS * 2 + 7;
+        let rows: Vec<EventRow> = (0..n)
+            .map(|i| {
+                let name = if i % 3 == 0 {
+                    format!("t{i}")
+                } else {
+                    format!("t{i}:s{i}")
+                };
+                EventRow {
+                    uuid: format!("u{i}"),
+                    name_parts: crate::enrich::NameParts::of(&name),
+                    name,
+                    created_at: i as i64,
+                    created_micros: i as i64 * 1_000_000,
+                    created_datetime: format!("d{i}"),
+                    created_days: 19_799,
+                    payload: format!("{{\"i\":{i}}}"),
+                    record: i as u32,
+                }
+            })
+            .collect();
+        let positions: Vec<String> = (0..n).map(|k| format!("p{k}")).collect();
+        let batch = EVENTS
+            .file_batch(rows.iter(), |k, what| match what {
+                Supplied::Source => Cell::Text("src"),
+                Supplied::SourcePosition => Cell::Text(&positions[k]),
+                Supplied::ProcessedAt => Cell::Micros(5),
+                _ => Cell::Null,
+            })
+            .expect("batch");
+        assert_eq!(batch.num_rows(), n);
+        let text = |c: &str| batch.column_by_name(c).expect(c).as_string::<i32>().clone();
+        let (uuid, subtype, position) =
+            (text(EVENT_UUID), text(EVENT_SUBTYPE), text(SOURCE_POSITION));
+        for i in 0..n {
+            assert_eq!(uuid.value(i), format!("u{i}"));
+            assert_eq!(position.value(i), format!("p{i}"));
+            assert_eq!(subtype.is_null(i), i % 3 == 0, "row {i}");
+            if i % 3 != 0 {
+                assert_eq!(subtype.value(i), format!("s{i}"));
+            }
+        }
+        assert_eq!(text(SOURCE_SHARD).null_count(), n);
+    }
+
+    /// A supplied value of the wrong type is an error naming the column, not a panic or a
+    /// cast.
     #[test]
     fn misfit_value_is_an_error() {
+        let rows = [reject_row()];
         let err = REJECTED
-            .file_batch(1, |_, v| match v {
-                Value::Supplied(Supplied::Raw) => Cell::Text("not bytes"),
+            .file_batch(rows.iter(), |_, what| match what {
+                Supplied::Raw => Cell::Text("not bytes"),
                 _ => Cell::Null,
             })
             .expect_err("text in a binary column");
         assert!(
             err.to_string().contains("column `raw`: a text value"),
+            "{err}"
+        );
+    }
+
+    /// Rows of the other table cannot fill a table: an error, not a batch of nulls.
+    #[test]
+    fn foreign_rows_are_an_error() {
+        let rows = [reject_row()];
+        let err = EVENTS
+            .file_batch(rows.iter(), |_, _| Cell::Null)
+            .expect_err("rejections cannot fill the events table");
+        assert!(
+            err.to_string()
+                .contains("column `event_uuid`: a value of another table's row"),
             "{err}"
         );
     }
@@ -371,16 +489,14 @@ mod tests {
                 name: (*name).into(),
                 created_at: 1_710_670_530,
                 created_micros: 1_710_670_530_000_000,
+                name_parts: crate::enrich::NameParts::of(name),
                 created_datetime: "2024-03-17T10:15:30Z".into(),
                 created_days: 19_799,
                 payload: "{}".into(),
                 record: i as u32,
             })
             .collect();
-        let groups = EVENTS.partition_groups(rows.len(), |r, v| match v {
-            Value::Event(f) => f(&rows[r]),
-            _ => Cell::Null,
-        });
+        let groups = EVENTS.partition_groups(rows.iter(), |_, _| Cell::Null);
         let day = || (CREATED_DATE.to_string(), Some("2024-03-17".to_string()));
         let folder = |t: &str| vec![(EVENT_TYPE.to_string(), Some(t.to_string())), day()];
         assert_eq!(

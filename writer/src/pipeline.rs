@@ -371,11 +371,7 @@ impl Pipeline {
             prepared.in_batch_dups,
         );
         let (rejects, keep, in_batch_dups) = capped.applied_to(prepared);
-        let lineage = || Lineage {
-            source,
-            records,
-            at_micros: prepared.now.timestamp_micros(),
-        };
+        let lineage = Lineage::new(source, records, prepared.now.timestamp_micros());
         let mut counts = Counts {
             read: records.len() as u64,
             rejected: rejects.len() as u64,
@@ -383,12 +379,12 @@ impl Pipeline {
         };
         let valid = decoded.events.len() - rejects.len().saturating_sub(decoded.rejects.len());
         let meta = self.commit_meta(source, records, extra_meta);
-        let reject_rows = RejectRows::new(rejects, lineage());
+        let reject_rows = RejectRows::new(rejects, &lineage);
         let reject_meta = with_counts(&meta, json!({"rejected": rejects.len()}));
         let event_rows = EventRows {
             rows: &decoded.events,
             keep,
-            lineage: lineage(),
+            lineage: &lineage,
         };
         let event_meta = with_counts(
             &meta,

@@ -6,13 +6,13 @@
 //! table definition's (`schemas::table`); this module only answers, per row, for the values
 //! only the writer knows ([`Supplied`]: lineage, raw bytes, rejection id, batch time).
 
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::error::ArrowError;
-use schemas::RejectRow;
-use schemas::row::{Cell, Supplied, Value};
+use schemas::row::{Cell, Row, Supplied};
 use schemas::table::{EVENTS, REJECTED, TableDef};
+use schemas::{EventRow, RejectRow};
 use storage::files::PartitionValues;
 
 use crate::decode::KeyedEvent;
@@ -34,6 +34,28 @@ pub struct Lineage<'a> {
     pub records: &'a [RawRecord],
     /// One instant for the whole batch (microseconds since the epoch).
     pub at_micros: i64,
+    /// The records' `source_position` texts, made on first use.
+    positions: OnceLock<Positions>,
+}
+
+impl<'a> Lineage<'a> {
+    pub fn new(source: &'a str, records: &'a [RawRecord], at_micros: i64) -> Self {
+        Lineage {
+            source,
+            records,
+            at_micros,
+            positions: OnceLock::new(),
+        }
+    }
+
+    /// The `source_position` text of record `record` of the batch.
+    fn position(&self, record: u32) -> &str {
+        // All at once, in record order: a sequential pass over the records, where reading
+        // them in a data file's row order would miss the cache on nearly every record.
+        self.positions
+            .get_or_init(|| Positions::of(self.records.iter().map(|r| &r.position)))
+            .get(record as usize)
+    }
 }
 
 /// A batch's accepted events, bound for the events table.
@@ -41,7 +63,7 @@ pub struct EventRows<'a> {
     pub rows: &'a [KeyedEvent],
     /// Rows kept after in-batch dedupe.
     pub keep: &'a [usize],
-    pub lineage: Lineage<'a>,
+    pub lineage: &'a Lineage<'a>,
 }
 
 impl SinkRows for EventRows<'_> {
@@ -65,11 +87,11 @@ pub struct RejectRows<'a> {
     /// The `rejection_id` of each row, as text keys. Private: only [`RejectRows::new`] makes
     /// them, and it makes every one text, which is what the `rejection_id` column stores.
     keys: Vec<Key>,
-    pub lineage: Lineage<'a>,
+    pub lineage: &'a Lineage<'a>,
 }
 
 impl<'a> RejectRows<'a> {
-    pub fn new(rows: &'a [RejectRow], lineage: Lineage<'a>) -> Self {
+    pub fn new(rows: &'a [RejectRow], lineage: &'a Lineage<'a>) -> Self {
         let keys = rows
             .iter()
             .map(|r| {
@@ -114,54 +136,59 @@ impl SinkRows for RejectRows<'_> {
 
 /// A sink's rows as its table definition reads them.
 trait TableRows {
+    /// The kind of row, whose fields the table definition reads itself.
+    type Row: Row;
     /// The table the rows are written to.
     const TABLE: &'static TableDef;
     fn lineage(&self) -> &Lineage<'_>;
+    fn row(&self, row: usize) -> &Self::Row;
     /// Index in the batch of the record `row` was read from.
     fn record(&self, row: usize) -> u32;
-    /// The value `row` holds itself (a rules field, or a rejection id); `None` when this
-    /// kind of row has no such value.
-    fn own(&self, row: usize, value: Value) -> Option<Cell<'_>>;
+    /// A supplied value `row` carries itself (a rejection's id); `None` when it has none.
+    fn own(&self, row: usize, what: Supplied) -> Option<Cell<'_>>;
 }
 
 impl TableRows for EventRows<'_> {
+    type Row = EventRow;
     const TABLE: &'static TableDef = &EVENTS;
 
     fn lineage(&self) -> &Lineage<'_> {
-        &self.lineage
+        self.lineage
+    }
+
+    fn row(&self, row: usize) -> &EventRow {
+        &self.rows[row].row
     }
 
     fn record(&self, row: usize) -> u32 {
         self.rows[row].record
     }
 
-    fn own(&self, row: usize, value: Value) -> Option<Cell<'_>> {
-        match value {
-            Value::Event(field) => Some(field(&self.rows[row])),
-            _ => None,
-        }
+    fn own(&self, _row: usize, _what: Supplied) -> Option<Cell<'_>> {
+        None
     }
 }
 
 impl TableRows for RejectRows<'_> {
+    type Row = RejectRow;
     const TABLE: &'static TableDef = &REJECTED;
 
     fn lineage(&self) -> &Lineage<'_> {
-        &self.lineage
+        self.lineage
+    }
+
+    fn row(&self, row: usize) -> &RejectRow {
+        &self.rows[row]
     }
 
     fn record(&self, row: usize) -> u32 {
         self.rows[row].record
     }
 
-    fn own(&self, row: usize, value: Value) -> Option<Cell<'_>> {
-        match value {
-            Value::Reject(field) => Some(field(&self.rows[row])),
+    fn own(&self, row: usize, what: Supplied) -> Option<Cell<'_>> {
+        match (what, &self.keys[row]) {
             // `RejectRows::new` makes every key text: the id is stored as it was hashed.
-            Value::Supplied(Supplied::RejectionId) => match &self.keys[row] {
-                Key::Text(id) => Some(Cell::Text(id)),
-                Key::Uuid(_) => None,
-            },
+            (Supplied::RejectionId, Key::Text(id)) => Some(Cell::Text(id)),
             _ => None,
         }
     }
@@ -170,7 +197,7 @@ impl TableRows for RejectRows<'_> {
 /// `rows` of a sink grouped by partition, as row indices of the sink.
 fn partitions<S: TableRows>(sink: &S, rows: &[usize]) -> Vec<(PartitionValues, Vec<usize>)> {
     let cells = Cells::new(sink, rows);
-    let mut groups = S::TABLE.partition_groups(rows.len(), |k, v| cells.cell(k, v));
+    let mut groups = S::TABLE.partition_groups(cells.rows(), |k, what| cells.supplied(k, what));
     for (_, group) in &mut groups {
         for k in group.iter_mut() {
             *k = rows[*k];
@@ -179,43 +206,44 @@ fn partitions<S: TableRows>(sink: &S, rows: &[usize]) -> Vec<(PartitionValues, V
     groups
 }
 
-/// The values of some rows of a sink (`rows`, indices into the sink), addressed by their
-/// place `k` in `rows`, as the table definition asks for them.
+/// Some rows of a sink (`rows`, indices into the sink), addressed by their place `k` in
+/// `rows`, with the values the writer supplies for them.
 struct Cells<'a, S> {
     sink: &'a S,
     rows: &'a [usize],
-    /// The rows' `source_position` texts, made on first use.
-    positions: OnceCell<Positions>,
 }
 
 impl<'a, S: TableRows> Cells<'a, S> {
     fn new(sink: &'a S, rows: &'a [usize]) -> Self {
-        Cells {
-            sink,
-            rows,
-            positions: OnceCell::new(),
-        }
+        Cells { sink, rows }
+    }
+
+    /// The rows themselves, in order.
+    fn rows(&self) -> impl ExactSizeIterator<Item = &'a S::Row> + use<'a, S> {
+        let sink = self.sink;
+        self.rows.iter().map(move |&i| sink.row(i))
     }
 
     fn file_batch(&self) -> Result<RecordBatch, ArrowError> {
-        S::TABLE.file_batch(self.rows.len(), |k, v| self.cell(k, v))
+        S::TABLE.file_batch(self.rows(), |k, what| self.supplied(k, what))
     }
 
-    /// The value of row `k` for a column. A value this kind of row cannot give is null,
-    /// which a non-nullable column refuses when its batch is assembled.
-    fn cell(&self, k: usize, value: Value) -> Cell<'_> {
-        if let Some(own) = self.sink.own(self.rows[k], value) {
+    /// The value the writer supplies for row `k`. A value this kind of row cannot give is
+    /// null, which a non-nullable column refuses when its batch is assembled.
+    fn supplied(&self, k: usize, what: Supplied) -> Cell<'a> {
+        let (sink, row) = (self.sink, self.rows[k]);
+        if let Some(own) = sink.own(row, what) {
             return own;
         }
-        let Value::Supplied(what) = value else {
-            return Cell::Null;
-        };
-        let lineage = self.sink.lineage();
+        let lineage = sink.lineage();
+        let record = sink.record(row);
         match what {
             Supplied::Source => Cell::Text(lineage.source),
-            Supplied::SourceShard => Cell::text_or_null(self.record(k).position.shard()),
-            Supplied::SourcePosition => Cell::Text(self.positions().get(k)),
-            Supplied::Raw => Cell::Bytes(&self.record(k).data),
+            Supplied::SourceShard => {
+                Cell::text_or_null(lineage.records[record as usize].position.shard())
+            }
+            Supplied::SourcePosition => Cell::Text(lineage.position(record)),
+            Supplied::Raw => Cell::Bytes(&lineage.records[record as usize].data),
             Supplied::ProcessedAt => Cell::Micros(lineage.at_micros),
             Supplied::ProcessedDate => i32::try_from(lineage.at_micros.div_euclid(MICROS_PER_DAY))
                 .map_or(Cell::Null, Cell::Days),
@@ -223,22 +251,12 @@ impl<'a, S: TableRows> Cells<'a, S> {
             Supplied::RejectionId => Cell::Null,
         }
     }
-
-    /// The record row `k` was read from.
-    fn record(&self, k: usize) -> &RawRecord {
-        &self.sink.lineage().records[self.sink.record(self.rows[k]) as usize]
-    }
-
-    fn positions(&self) -> &Positions {
-        self.positions
-            .get_or_init(|| Positions::of((0..self.rows.len()).map(|k| &self.record(k).position)))
-    }
 }
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// `source_position` texts written one after another into one buffer: the column takes
-/// borrowed text, and one buffer per data file avoids a `String` per row.
+/// borrowed text, and one buffer per batch avoids a `String` per row.
 struct Positions {
     text: String,
     /// End of each text in `text` (the start is the previous end).

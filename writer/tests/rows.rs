@@ -72,11 +72,7 @@ fn decode(records: &[RawRecord]) -> Decoded {
 }
 
 fn lineage(records: &[RawRecord]) -> Lineage<'_> {
-    Lineage {
-        source: "file:/in/events.ndjson",
-        records,
-        at_micros: AT,
-    }
+    Lineage::new("file:/in/events.ndjson", records, AT)
 }
 
 /// The batch's schema is the definition's file schema, column for column.
@@ -129,7 +125,7 @@ fn event_batch_has_the_definitions_layout() {
     let rows = EventRows {
         rows: &decoded.events,
         keep: &[0, 1, 2],
-        lineage: lineage(&records),
+        lineage: &lineage(&records),
     };
     let batch = rows.to_batch(&[0, 1, 2]).expect("batch");
     assert_layout(&EVENTS, &batch.schema());
@@ -162,7 +158,7 @@ fn event_values_round_trip() {
     let rows = EventRows {
         rows: &decoded.events,
         keep: &[0, 1, 2],
-        lineage: lineage(&records),
+        lineage: &lineage(&records),
     };
     // Rows in the order asked for, not the order of the batch.
     let batch = rows.to_batch(&[1, 0, 2]).expect("batch");
@@ -231,7 +227,7 @@ fn events_group_by_their_partition_values() {
     let rows = EventRows {
         rows: &decoded.events,
         keep: &[2, 0, 1],
-        lineage: lineage(&records),
+        lineage: &lineage(&records),
     };
     let folder = |t: &str, d: &str| {
         vec![
@@ -258,7 +254,8 @@ fn reject_batch_has_the_definitions_layout_and_values() {
         reasons,
         [RejectReason::NotJson, RejectReason::MissingEventName]
     );
-    let rows = RejectRows::new(&decoded.rejects, lineage(&records));
+    let lineage = lineage(&records);
+    let rows = RejectRows::new(&decoded.rejects, &lineage);
     let batch = rows.to_batch(&[0, 1]).expect("batch");
     assert_layout(&REJECTED, &batch.schema());
     let ids: Vec<String> = [2, 4]
@@ -308,7 +305,7 @@ fn empty_batches_keep_the_layout() {
     let events = EventRows {
         rows: &decoded.events,
         keep: &[],
-        lineage: lineage(&records),
+        lineage: &lineage(&records),
     };
     let batch = events.to_batch(&[]).expect("batch");
     assert_eq!(batch.num_rows(), 0);
