@@ -43,6 +43,11 @@ impl Drop for TempDir {
 /// A table partitioned by `part`, written by `APPENDS` small appends alternating between
 /// partitions `a` and `b` (one file each).
 async fn small_files_table(dir: &Path) -> DeltaTable {
+    small_files_table_with(dir, Vec::new()).await
+}
+
+/// [`small_files_table`] with table properties set at creation.
+async fn small_files_table_with(dir: &Path, properties: Vec<(&str, &str)>) -> DeltaTable {
     let url = storage::table_url(dir.to_str().expect("utf-8 path")).expect("table url");
     let mut table = DeltaTable::try_from_url(url)
         .await
@@ -53,6 +58,11 @@ async fn small_files_table(dir: &Path) -> DeltaTable {
             StructField::new("part", DataType::STRING, true),
         ])
         .with_partition_columns(["part"])
+        .with_configuration(
+            properties
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), Some(v.to_string()))),
+        )
         .await
         .expect("create table");
     let schema = Arc::new(Schema::new(vec![
@@ -208,4 +218,60 @@ async fn vacuum(compactor: &Compactor, dir: &Path, small_files: &[String], live:
     let history = compactor.history(2).await.expect("history");
     let ops: Vec<_> = history.iter().map(|e| e.operation.as_str()).collect();
     assert_eq!(ops, ["VACUUM END", "VACUUM START"]);
+}
+
+/// The log's entries are expired by the compactor's `checkpoint` step only, never as a side
+/// effect of an optimize commit: delta-rs, left alone, lists the whole `_delta_log` and
+/// expires old entries after every commit it makes (its post-commit hook), which made every
+/// partition's optimize commit pay a full listing of the log. The project's tables turn that
+/// off (`delta.enableExpiredLogCleanup = false`) and expire once per run.
+#[tokio::test]
+async fn optimize_leaves_log_expiry_to_the_checkpoint_step() {
+    let dir = TempDir::new();
+    let table = small_files_table_with(&dir.0, schemas::table::default_table_properties()).await;
+    deltalake::checkpoints::create_checkpoint(&table, None)
+        .await
+        .expect("checkpoint");
+    // Every entry so far is older than any retention.
+    let log = dir.0.join("_delta_log");
+    let month_ago = SystemTime::now() - Duration::from_secs(30 * 86_400);
+    let entries = |log: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(log)
+            .expect("read log")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json") && !n.starts_with('_'))
+            .collect();
+        names.sort();
+        names
+    };
+    for name in entries(&log) {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(log.join(&name))
+            .expect("open entry");
+        file.set_modified(month_ago).expect("backdate entry");
+    }
+    let before = entries(&log);
+    assert_eq!(before.len() as i64, APPENDS + 1);
+
+    let compactor = Compactor::new(dir.0.to_str().expect("utf-8"), StorageConfig::default());
+    let optimized = compactor
+        .optimize(&OptimizeOptions::default())
+        .await
+        .expect("optimize");
+    assert!(optimized.versions_committed > 0);
+    let after_optimize = entries(&log);
+    assert_eq!(
+        after_optimize.len(),
+        before.len() + optimized.versions_committed as usize,
+        "optimize expired log entries"
+    );
+
+    let checkpoint = compactor.checkpoint().await.expect("checkpoint step");
+    assert_eq!(
+        checkpoint.log_files_expired as i64,
+        APPENDS,
+        "the checkpoint step expires the old entries below the old checkpoint (versions 0..{APPENDS})"
+    );
 }

@@ -302,11 +302,18 @@ impl TableDef {
 
 /// Table properties set at creation. Reader v1 / writer v2 with no table features, so Athena
 /// engine v3, Spark and DuckDB all read it; 7 days of time travel by default.
+///
+/// `delta.enableExpiredLogCleanup = false`: log entries are expired once per scheduled
+/// `compactor run` (its checkpoint step), not by every commit a delta-rs operation makes —
+/// delta-rs lists the whole `_delta_log` after each of them, and the compactor makes one
+/// commit per partition it rewrites. The writer never expires entries either way. A table
+/// nobody compacts keeps its whole log (the flag is the only difference for other engines).
 pub fn default_table_properties() -> Vec<(&'static str, &'static str)> {
     vec![
         ("delta.logRetentionDuration", "interval 7 days"),
         ("delta.deletedFileRetentionDuration", "interval 7 days"),
         ("delta.checkpointInterval", "20"),
+        ("delta.enableExpiredLogCleanup", "false"),
     ]
 }
 
