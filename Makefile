@@ -15,7 +15,7 @@ export WRITER_BIN := $(CARGO_TARGET_DIR)/debug/writer
 export LOADGEN_BIN := $(CARGO_TARGET_DIR)/debug/loadgen
 export COMPACTOR_BIN := $(CARGO_TARGET_DIR)/debug/compactor
 
-.PHONY: all build demo test lint unit integration terraform-check venv bench bench-kinesis clean-lake deploy
+.PHONY: all build demo test lint unit integration terraform-check venv bench bench-kinesis bench-soak clean-lake deploy
 
 all: build
 
@@ -65,6 +65,23 @@ $(NODE_DIR)/node_modules/kinesalite/package.json:
 bench-kinesis: venv $(NODE_DIR)/node_modules/kinesalite/package.json
 	cargo build --release --bins
 	KINESALITE_DIR=$(NODE_DIR) PATH="$(VENV)/bin:$$PATH" $(PY) bench/kinesis_load.py $(KINESIS_ARGS)
+
+# Steady-state soak (issue 14): a compressed week of 1x traffic through the writer's commit
+# path, the scheduled `compactor run` every simulated hour, reader probes (DuckDB, polars)
+# every 6 simulated hours; curves in $(SOAK_OUT) (commits.jsonl, samples.jsonl, soak.png,
+# summary.md). SOAK_ARGS e.g. `--sim-days 1 --compression 168` for a shorter run.
+SOAK_OUT ?= bench/results/soak
+SOAK_DIR ?= $(HOME)/.cache/events-lake/soak
+SOAK_ARGS ?= --sim-days 7 --compression 168
+bench-soak: venv
+	cargo build --release --bins
+	rm -rf $(SOAK_DIR) && mkdir -p $(SOAK_DIR) $(SOAK_OUT)
+	$(CARGO_TARGET_DIR)/release/soak --table $(SOAK_DIR)/events --rejected-table $(SOAK_DIR)/events_rejected \
+	  --out $(SOAK_OUT) --commit-interval 30s --events-per-commit 300 --event-types 100 \
+	  --late-fraction 0.02 --compact-every 1h --probe-every 6h \
+	  --compactor-bin $(CARGO_TARGET_DIR)/release/compactor \
+	  --probe-cmd "$(PY) bench/soak_probe.py" --seed 1 $(SOAK_ARGS)
+	$(PY) bench/soak_plot.py --results $(SOAK_OUT)
 
 ## Plan + apply one environment (terraform/envs/$(ENV)) with its backend (backend.hcl, made
 ## from backend.hcl.example). The image $(IMAGE_TAG) must already be in the environment's ECR

@@ -39,6 +39,7 @@ use storage::LakeError;
 
 use crate::dedupe::{IndexStats, KeyIndex};
 use crate::rows::SinkRows;
+pub use checkpoint::CheckpointWritten;
 use checkpoint::Checkpoints;
 use follow::{Followed, LogFollower};
 use stages::{Batch, Phases, StagedFiles};
@@ -77,6 +78,8 @@ pub struct TableSink {
     /// The last commit attempt conflicted: the next sync asks the log store for the latest
     /// version (and repairs a half-published commit) instead of probing.
     conflicted: bool,
+    /// What the last successful append did (for benchmarks).
+    last_append: Option<AppendOutcome>,
 }
 
 impl TableSink {
@@ -93,7 +96,18 @@ impl TableSink {
             uri,
             def,
             conflicted: false,
+            last_append: None,
         }
+    }
+
+    /// What the last successful append did (files added, conflicts, time).
+    pub fn last_append(&self) -> Option<AppendOutcome> {
+        self.last_append
+    }
+
+    /// The last finished background checkpoint attempt (version, time to write it).
+    pub fn last_checkpoint(&self) -> Option<CheckpointWritten> {
+        self.checkpoints.last()
     }
 
     /// The table version the writer has seen (its own commits and everyone else's up to
@@ -233,6 +247,7 @@ impl TableSink {
         }
         outcome.commit_ms = started.elapsed().as_millis() as u64;
         phases.log(&self.uri, &outcome);
+        self.last_append = Some(outcome);
         Ok(outcome)
     }
 
