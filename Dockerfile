@@ -28,9 +28,13 @@ RUN apt-get update \
     && groupadd --system --gid 10001 lake \
     && useradd --system --uid 10001 --gid lake --home-dir /nonexistent --shell /usr/sbin/nologin lake
 COPY --from=builder /out/writer /out/compactor /usr/local/bin/
+# MALLOC_ARENA_MAX=2: glibc keeps up to 8 arenas per core, each holding on to memory the
+# writer freed (checkpoint and snapshot peaks on whichever thread ran them); measured on the
+# soak benchmark, writer RSS after 800 commits 830 MB with the default, 355 MB with 2.
 ENV LOG_FORMAT=json \
     RUST_LOG=info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn \
-    WRITER_METRICS_PORT=9898
+    WRITER_METRICS_PORT=9898 \
+    MALLOC_ARENA_MAX=2
 USER 10001:10001
 EXPOSE 9898
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

@@ -70,13 +70,14 @@ bench-kinesis: venv $(NODE_DIR)/node_modules/kinesalite/package.json
 # path, the scheduled `compactor run` every simulated hour, reader probes (DuckDB, polars)
 # every 6 simulated hours; curves in $(SOAK_OUT) (commits.jsonl, samples.jsonl, soak.png,
 # summary.md). SOAK_ARGS e.g. `--sim-days 1 --compression 168` for a shorter run.
+# MALLOC_ARENA_MAX=2 as the container image sets it (Dockerfile), so RSS is what production sees.
 SOAK_OUT ?= bench/results/soak
 SOAK_DIR ?= $(HOME)/.cache/events-lake/soak
 SOAK_ARGS ?= --sim-days 7 --compression 168
 bench-soak: venv
 	cargo build --release --bins
 	rm -rf $(SOAK_DIR) && mkdir -p $(SOAK_DIR) $(SOAK_OUT)
-	$(CARGO_TARGET_DIR)/release/soak --table $(SOAK_DIR)/events --rejected-table $(SOAK_DIR)/events_rejected \
+	MALLOC_ARENA_MAX=2 $(CARGO_TARGET_DIR)/release/soak --table $(SOAK_DIR)/events --rejected-table $(SOAK_DIR)/events_rejected \
 	  --out $(SOAK_OUT) --commit-interval 30s --events-per-commit 300 --event-types 100 \
 	  --late-fraction 0.02 --compact-every 1h --probe-every 6h \
 	  --compactor-bin $(CARGO_TARGET_DIR)/release/compactor \

@@ -63,6 +63,48 @@ def load_jsonl(path, notes):
     return rows
 
 
+def driver_commit(c):
+    """A commit line as bench/soak writes it, with the flat keys this script reads added."""
+    if "rss_bytes" not in c and num(c.get("rss_kib")) is not None:
+        c["rss_bytes"] = num(c["rss_kib"]) * 1024
+    return c
+
+
+def driver_sample(s):
+    """A sample as bench/soak writes it (nested `listing`, `opened`, a list of `compactor`
+    runs, `writer_checkpoint`), with the flat keys this script reads added."""
+    listing, opened = s.get("listing") or {}, s.get("opened") or {}
+    flat = {
+        "version": opened.get("version"),
+        "live_files": opened.get("live_files"),
+        "live_bytes": opened.get("live_bytes"),
+        "referenced_bytes": opened.get("live_bytes"),
+        "tombstones": opened.get("tombstones"),
+        "delta_rs_open_ms": opened.get("open_ms"),
+        "objects_total": listing.get("objects"),
+        "objects_bytes": listing.get("bytes"),
+        "log_entries": listing.get("log_entries"),
+        "log_bytes": listing.get("log_bytes"),
+        "checkpoint_version": listing.get("latest_checkpoint_version"),
+        "checkpoint_bytes": listing.get("latest_checkpoint_bytes"),
+        "checkpoint_write_ms": (s.get("writer_checkpoint") or {}).get("ms"),
+    }
+    if num(s.get("writer_rss_kib")) is not None:
+        flat["rss_bytes"] = num(s["writer_rss_kib"]) * 1024
+    runs = s.get("compactor")
+    if isinstance(runs, list) and runs:
+        last = runs[-1]
+        flat["compactor"] = {
+            "duration_ms": last.get("wall_ms"),
+            "peak_rss_bytes": (num(last.get("peak_rss_kib")) or 0) * 1024 or None,
+            "summary": last.get("summary") or {},
+        }
+    for k, v in flat.items():
+        if k not in s or isinstance(s.get(k), list):
+            s[k] = v
+    return s
+
+
 def num(x):
     if isinstance(x, bool) or x is None:
         return None
@@ -108,8 +150,8 @@ class Run:
     def __init__(self, d, interval_override):
         self.dir = d
         self.notes = []
-        self.commits = load_jsonl(d / "commits.jsonl", self.notes)
-        self.samples = load_jsonl(d / "samples.jsonl", self.notes)
+        self.commits = [driver_commit(c) for c in load_jsonl(d / "commits.jsonl", self.notes)]
+        self.samples = [driver_sample(s) for s in load_jsonl(d / "samples.jsonl", self.notes)]
         self.baseline = None
         bp = d / "baseline.json"
         if bp.exists():

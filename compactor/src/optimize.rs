@@ -1,11 +1,17 @@
-//! Bin-packing (and optional Z-ordering) per partition.
+//! Bin-packing (and optional Z-ordering) of small files.
 //!
 //! Plans from the table's file list which partitions need work (enough small files,
-//! optionally written recently or matching a partition filter), then optimizes them one at
-//! a time, so each commit touches one partition: a conflict costs one partition's work, not
-//! the whole run. Rewrites are committed with `dataChange=false`, so readers' results never
-//! change; a live writer's appends never conflict with them (delta-rs checks, and our writer
-//! re-syncs and retries on any version change).
+//! optionally written recently or matching a partition filter). When delta-rs would pick
+//! exactly those partitions by itself (no `since`, the default `min_small_files`, no
+//! Z-order), the whole run is **one delta-rs call and one commit**; otherwise the partitions
+//! are optimized one at a time, one commit each, so a conflict costs one partition's work.
+//! One commit per run matters on a streaming table: every commit delta-rs makes re-plans over
+//! the whole file list and, every `delta.checkpointInterval` versions, writes a checkpoint
+//! of every live file and tombstone — a run over ~170 partitions made ~170 commits and ~8
+//! checkpoints (measured by the soak benchmark, BENCHMARKS.md "Steady state").
+//! Rewrites are committed with `dataChange=false`, so readers' results never change; a live
+//! writer's appends never conflict with them (delta-rs checks, and our writer re-syncs and
+//! retries on any version change).
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
@@ -26,7 +32,7 @@ pub const DEFAULT_TARGET_SIZE: NonZeroU64 = NonZeroU64::new(256 << 20).expect("n
 /// Default for [`OptimizeOptions::min_small_files`].
 pub const DEFAULT_MIN_SMALL_FILES: usize = 2;
 
-/// Attempts per partition when another compactor's rewrite conflicts with ours.
+/// Attempts per commit when another compactor's rewrite conflicts with ours.
 const ATTEMPTS: u32 = 3;
 
 /// Which partitions [`Compactor::optimize`] rewrites, and into what.
@@ -69,11 +75,11 @@ pub struct OptimizeSummary {
     pub files_after: u64,
     /// Bytes of those files.
     pub bytes_after: u64,
-    /// Partitions rewritten (one commit each).
+    /// Partitions rewritten.
     pub partitions_touched: u64,
     /// Partitions left for the next run because other rewrites kept conflicting.
     pub partitions_skipped_on_conflict: u64,
-    /// Commits made (one per partition rewritten).
+    /// Commits made (one for the run, or one per partition rewritten; see the module doc).
     pub versions_committed: u64,
     /// Files written by those commits.
     pub files_added: u64,
@@ -140,8 +146,15 @@ impl Compactor {
             bytes_before: before.bytes,
             ..Default::default()
         };
-        let bar = progress(selected.len() as u64, "optimizing partitions");
-        for key in &selected {
+        // Either one plan entry for the whole run (the `--partition` values as its filter) or
+        // one per selected partition.
+        let plan = if selected.is_empty() || !one_commit(options) {
+            selected
+        } else {
+            vec![filter_key(options)]
+        };
+        let bar = progress(plan.len() as u64, "optimizing partitions");
+        for key in &plan {
             bar.set_message(describe(key));
             match optimize_partition(&mut table, key, options).await? {
                 PartitionOutcome::Committed(metrics) => summary.record(&metrics),
@@ -162,11 +175,32 @@ impl Compactor {
 
 impl OptimizeSummary {
     fn record(&mut self, metrics: &Metrics) {
-        self.partitions_touched += 1;
+        self.partitions_touched += metrics.partitions_optimized;
         self.versions_committed += 1;
         self.files_added += metrics.num_files_added;
         self.files_removed += metrics.num_files_removed;
     }
+}
+
+/// Whether one delta-rs call rewrites exactly the partitions [`select`] picks: delta-rs
+/// bin-packs every partition with two or more files below the target (a single small file
+/// is left alone either way) and takes the `--partition` values as filters, but knows no
+/// `since`; Z-ordering is kept per partition (it rewrites every file of a partition).
+fn one_commit(options: &OptimizeOptions) -> bool {
+    options.since.is_none()
+        && options.min_small_files <= DEFAULT_MIN_SMALL_FILES
+        && options.zorder.is_empty()
+}
+
+/// The `--partition` values as the filter of a whole-run optimize.
+fn filter_key(options: &OptimizeOptions) -> PartitionKey {
+    let mut key: PartitionKey = options
+        .partitions
+        .iter()
+        .map(|(c, v)| (c.clone(), Some(v.clone())))
+        .collect();
+    key.sort();
+    key
 }
 
 /// The partitions worth rewriting: enough small files, recent enough, matching the filter.
@@ -190,8 +224,9 @@ fn select(
         .collect()
 }
 
-/// Optimize one partition, reloading and retrying when another rewrite conflicts; `table`
-/// is left at the version after the attempt.
+/// Optimize the partitions `key` filters (one partition, or every one matching a
+/// `--partition` filter), reloading and retrying when another rewrite conflicts; `table` is
+/// left at the version after the attempt.
 async fn optimize_partition(
     table: &mut DeltaTable,
     key: &PartitionKey,
@@ -289,6 +324,9 @@ fn table_files(table: &DeltaTable, target: NonZeroU64) -> Result<TableFiles, Err
 }
 
 fn describe(key: &PartitionKey) -> String {
+    if key.is_empty() {
+        return "all partitions".to_string();
+    }
     key.iter()
         .map(|(c, v)| format!("{c}={}", v.as_deref().unwrap_or("null")))
         .collect::<Vec<_>>()

@@ -305,8 +305,8 @@ impl TableDef {
 ///
 /// `delta.enableExpiredLogCleanup = false`: log entries are expired once per scheduled
 /// `compactor run` (its checkpoint step), not by every commit a delta-rs operation makes —
-/// delta-rs lists the whole `_delta_log` after each of them, and the compactor makes one
-/// commit per partition it rewrites. The writer never expires entries either way. A table
+/// delta-rs lists the whole `_delta_log` after each of them (the compactor made one commit
+/// per partition it rewrote). The writer never expires entries either way. A table
 /// nobody compacts keeps its whole log (the flag is the only difference for other engines).
 pub fn default_table_properties() -> Vec<(&'static str, &'static str)> {
     vec![
