@@ -146,24 +146,29 @@ impl Compactor {
             bytes_before: before.bytes,
             ..Default::default()
         };
-        // Either one plan entry for the whole run (the `--partition` values as its filter) or
-        // one per selected partition.
-        let plan = if selected.is_empty() || !one_commit(options) {
-            selected
-        } else {
-            vec![filter_key(options)]
-        };
-        let bar = progress(plan.len() as u64, "optimizing partitions");
-        for key in &plan {
-            bar.set_message(describe(key));
-            match optimize_partition(&mut table, key, options).await? {
-                PartitionOutcome::Committed(metrics) => summary.record(&metrics),
-                PartitionOutcome::Unchanged => {}
-                PartitionOutcome::SkippedOnConflict => summary.partitions_skipped_on_conflict += 1,
+        let mut whole_run = !selected.is_empty() && one_commit(options);
+        if whole_run {
+            match optimize_partition(&mut table, &filter_key(options), options).await {
+                Ok(outcome) => summary.tally(outcome, selected.len() as u64),
+                // One unreadable file must not hold back every partition's compaction: one
+                // commit per partition, where a failure stops the run at its own partition
+                // with the others before it committed.
+                Err(e) => {
+                    tracing::warn!(error = %e, "optimizing in one commit failed; going one partition at a time");
+                    whole_run = false;
+                }
             }
-            bar.inc(1);
         }
-        bar.finish_and_clear();
+        if !whole_run {
+            let bar = progress(selected.len() as u64, "optimizing partitions");
+            for key in &selected {
+                bar.set_message(describe(key));
+                let outcome = optimize_partition(&mut table, key, options).await?;
+                summary.tally(outcome, 1);
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+        }
         table.update_state().await.step("reloading table")?;
         let after = table_files(&table, options.target_size)?;
         summary.files_after = after.files;
@@ -174,6 +179,17 @@ impl Compactor {
 }
 
 impl OptimizeSummary {
+    /// Count one optimize call over `partitions` selected partitions.
+    fn tally(&mut self, outcome: PartitionOutcome, partitions: u64) {
+        match outcome {
+            PartitionOutcome::Committed(metrics) => self.record(&metrics),
+            PartitionOutcome::Unchanged => {}
+            PartitionOutcome::SkippedOnConflict => {
+                self.partitions_skipped_on_conflict += partitions;
+            }
+        }
+    }
+
     fn record(&mut self, metrics: &Metrics) {
         self.partitions_touched += metrics.partitions_optimized;
         self.versions_committed += 1;

@@ -298,3 +298,28 @@ async fn optimize_since_commits_per_partition() {
     let history = compactor.history(2).await.expect("history");
     assert!(history.iter().all(|h| h.operation == "OPTIMIZE"));
 }
+
+/// A file delta-rs cannot read fails the one-commit run; the compactor then goes one
+/// partition at a time, so the partitions before the broken one are still compacted (and
+/// the run reports the failure).
+#[tokio::test]
+async fn an_unreadable_file_holds_back_only_its_partition() {
+    let dir = TempDir::new();
+    small_files_table(&dir.0).await;
+    let (files, _) = live_files(&dir.0).await;
+    let broken = files
+        .iter()
+        .find(|f| f.starts_with("part=b/"))
+        .expect("a file in partition b");
+    std::fs::write(dir.0.join(broken), b"not parquet").expect("break a file");
+
+    let compactor = Compactor::new(dir.0.to_str().expect("utf-8"), StorageConfig::default());
+    compactor
+        .optimize(&OptimizeOptions::default())
+        .await
+        .expect_err("partition b cannot be read");
+    let (after, _) = live_files(&dir.0).await;
+    let in_part = |p: &str| after.iter().filter(|f| f.starts_with(p)).count();
+    assert_eq!(in_part("part=a/"), 1, "partition a compacted: {after:?}");
+    assert_eq!(in_part("part=b/"), 3, "partition b untouched: {after:?}");
+}

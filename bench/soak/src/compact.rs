@@ -53,6 +53,12 @@ impl CompactorCmd {
             .arg("--retention")
             .arg(format!("{}s", self.retention.as_secs()))
             .arg("--force")
+            // The scheduled task's settings (Terraform sets none of these): nothing from the
+            // caller's environment may change what is measured.
+            .env_remove("COMPACTOR_SINCE")
+            .env_remove("COMPACTOR_MIN_SMALL_FILES")
+            .env_remove("COMPACTOR_TARGET_SIZE")
+            .env_remove("COMPACTOR_RETENTION")
             .env("COMPACTOR_TABLE", &self.table)
             .env("LOG_FORMAT", "json")
             .env(

@@ -106,7 +106,7 @@ pub struct Args {
     #[serde(serialize_with = "secs")]
     pub probe_every: Duration,
     /// Simulated seconds per real second (168: a week in an hour).
-    #[arg(long, default_value_t = 168.0)]
+    #[arg(long, default_value_t = 168.0, value_parser = positive_factor)]
     pub compression: f64,
     /// The `compactor` binary; without it no compactor runs.
     #[arg(long)]
@@ -160,4 +160,27 @@ async fn main() -> Result<()> {
     let summary = soak::run(args).await?;
     storage::cli::print_last_line(&summary).context("printing the summary")?;
     Ok(())
+}
+
+/// A compression factor: finite and above zero (it divides every real-time interval).
+fn positive_factor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(c) if c.is_finite() && c > 0.0 => Ok(c),
+        Ok(_) => Err("must be a finite number above 0".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positive_factor;
+
+    #[test]
+    fn compression_is_finite_and_positive() {
+        assert_eq!(positive_factor("168"), Ok(168.0));
+        assert_eq!(positive_factor("0.5"), Ok(0.5));
+        for bad in ["0", "-1", "NaN", "inf", "x"] {
+            assert!(positive_factor(bad).is_err(), "{bad}");
+        }
+    }
 }
