@@ -66,4 +66,23 @@ pub struct PipelineConfig {
     pub writer_id: String,
 }
 
+impl PipelineConfig {
+    /// Default settings for an `events` and an `events_rejected` table in the local folder
+    /// `dir` (tests, benchmarks, demos).
+    pub fn local(dir: &std::path::Path, writer_id: &str) -> Self {
+        PipelineConfig {
+            tables: Tables {
+                events_uri: dir.join("events").display().to_string(),
+                rejected_uri: dir.join("events_rejected").display().to_string(),
+                storage: storage::StorageConfig::default(),
+            },
+            flush: FlushPolicy::default(),
+            dedupe: DedupeConfig::default(),
+            validation: ValidationRules::default(),
+            partition: crate::pipeline::PartitionPolicy::default(),
+            writer_id: writer_id.to_string(),
+        }
+    }
+}
+
 pub use storage::cli::parse_duration;

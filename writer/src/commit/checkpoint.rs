@@ -160,25 +160,14 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::config::{DedupeConfig, FlushPolicy, PipelineConfig, Tables};
-    use crate::pipeline::{PartitionPolicy, Pipeline};
+    use crate::config::PipelineConfig;
+    use crate::pipeline::Pipeline;
     use crate::source::{Position, RawRecord};
 
     /// An events table under a fresh folder, at version `versions` (one event a commit).
     async fn table_at(versions: u64) -> String {
         let dir = std::env::temp_dir().join(format!("events-lake-ckpt-{}", uuid::Uuid::new_v4()));
-        let config = PipelineConfig {
-            tables: Tables {
-                events_uri: dir.join("events").display().to_string(),
-                rejected_uri: dir.join("events_rejected").display().to_string(),
-                storage: storage::StorageConfig::default(),
-            },
-            flush: FlushPolicy::default(),
-            dedupe: DedupeConfig::default(),
-            validation: schemas::ValidationRules::default(),
-            partition: PartitionPolicy::default(),
-            writer_id: "test".into(),
-        };
+        let config = PipelineConfig::local(&dir, "test");
         let uri = config.tables.events_uri.clone();
         let mut pipeline = Pipeline::open(config).await.expect("open");
         for i in 0..versions {

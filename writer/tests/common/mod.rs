@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use writer::config::{DedupeConfig, FlushPolicy, PipelineConfig, Tables};
+use writer::config::PipelineConfig;
 use writer::pipeline::{BatchReport, Pipeline, PipelineError};
 use writer::source::{Position, RawRecord};
 
@@ -20,18 +20,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 /// Default settings for `events` and `events_rejected` tables under `dir`.
 pub fn config(dir: &Path, writer_id: &str) -> PipelineConfig {
-    PipelineConfig {
-        tables: Tables {
-            events_uri: dir.join("events").display().to_string(),
-            rejected_uri: dir.join("events_rejected").display().to_string(),
-            storage: storage::StorageConfig::default(),
-        },
-        flush: FlushPolicy::default(),
-        dedupe: DedupeConfig::default(),
-        validation: schemas::ValidationRules::default(),
-        partition: writer::pipeline::PartitionPolicy::default(),
-        writer_id: writer_id.to_string(),
-    }
+    PipelineConfig::local(dir, writer_id)
 }
 
 /// Lines as records of one NDJSON input (line numbers from 1), judged at processing time.
