@@ -15,7 +15,7 @@ export WRITER_BIN := $(CARGO_TARGET_DIR)/debug/writer
 export LOADGEN_BIN := $(CARGO_TARGET_DIR)/debug/loadgen
 export COMPACTOR_BIN := $(CARGO_TARGET_DIR)/debug/compactor
 
-.PHONY: all build demo test lint unit integration terraform-check venv bench bench-kinesis bench-soak clean-lake deploy
+.PHONY: all build demo test lint unit integration terraform-check venv bench bench-kinesis bench-soak bench-soak-s3 bench-multiwriter sim-scaling clean-lake deploy
 
 all: build
 
@@ -84,6 +84,27 @@ bench-soak: venv
 	  --probe-cmd "$(PY) bench/soak_probe.py" --seed 1 $(SOAK_ARGS)
 	$(PY) bench/soak_plot.py --results $(SOAK_OUT)
 
+# The same soak on S3 + the DynamoDB commit lock (moto server on a loopback port).
+SOAK_S3_OUT ?= bench/results/soak-s3
+SOAK_S3_ARGS ?= --sim-days 1 --compression 168
+bench-soak-s3: venv
+	cargo build --release --bins
+	PATH="$(VENV)/bin:$$PATH" $(PY) bench/soak_s3.py --bin-dir $(CARGO_TARGET_DIR)/release --out $(SOAK_S3_OUT) -- $(SOAK_S3_ARGS)
+	$(PY) bench/soak_plot.py --results $(SOAK_S3_OUT)
+
+# Commit ceiling into one table (issue 15): 1, 2, 4, 8 concurrent `writer run` on moto S3 +
+# DynamoDB lock and on local disk; results in bench/results/multiwriter-<store>.json.
+MULTIWRITER_ARGS ?= --store s3,local --writers 1,2,4,8 --seconds 60 --rate 1000
+bench-multiwriter: venv
+	cargo build --release --bins
+	PATH="$(VENV)/bin:$$PATH" $(PY) bench/multiwriter.py $(MULTIWRITER_ARGS)
+
+# The whole-system simulation (issue 15, bench/sim, stdlib only, seeded): validate against the
+# measured multi-writer runs, then every scale from 1/1000x to 1000x.
+sim-scaling:
+	python3 bench/sim/validate.py --smooth
+	python3 bench/sim/scales.py --mode rebase --flush-schedule jitter
+
 ## Plan + apply one environment (terraform/envs/$(ENV)) with its backend (backend.hcl, made
 ## from backend.hcl.example). The image $(IMAGE_TAG) must already be in the environment's ECR
 ## repository (runbook: terraform/README.md). Shows the plan and asks before applying, unless
@@ -92,7 +113,7 @@ ENV ?= dev
 IMAGE_TAG ?= $(shell git rev-parse --short HEAD)
 TF_ENV_DIR := terraform/envs/$(ENV)
 deploy:
-	@test -d $(TF_ENV_DIR) || { echo "no environment $(ENV) (terraform/envs/: dev, staging, prod)" >&2; exit 1; }
+	@test -d $(TF_ENV_DIR) || { echo "no environment $(ENV) (terraform/envs/: dev, staging, prod, lowvolume)" >&2; exit 1; }
 	@test -f $(TF_ENV_DIR)/backend.hcl || { echo "$(TF_ENV_DIR)/backend.hcl missing: copy backend.hcl.example and fill in the state bucket" >&2; exit 1; }
 	cd $(TF_ENV_DIR) && terraform init -input=false -backend-config=backend.hcl
 	cd $(TF_ENV_DIR) && terraform plan -input=false -var image_tag=$(IMAGE_TAG) -out=deploy.tfplan

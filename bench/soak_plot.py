@@ -85,12 +85,18 @@ def driver_sample(s):
         "objects_bytes": listing.get("bytes"),
         "log_entries": listing.get("log_entries"),
         "log_bytes": listing.get("log_bytes"),
+        "data_bytes": listing.get("data_bytes"),
         "checkpoint_version": listing.get("latest_checkpoint_version"),
         "checkpoint_bytes": listing.get("latest_checkpoint_bytes"),
         "checkpoint_write_ms": (s.get("writer_checkpoint") or {}).get("ms"),
     }
     if num(s.get("writer_rss_kib")) is not None:
         flat["rss_bytes"] = num(s["writer_rss_kib"]) * 1024
+    data, live = num(listing.get("data_bytes")), num(opened.get("live_bytes"))
+    if data is not None and live is not None:
+        # Samples follow the hourly `compactor run`, whose vacuum leaves only the files some
+        # version inside its window can read: the rest of the data is time travel's.
+        flat["time_travel_bytes"] = max(0.0, data - live)
     runs = s.get("compactor")
     if isinstance(runs, list) and runs:
         last = runs[-1]
@@ -255,6 +261,8 @@ def metrics(run):
          statistics.median, None),
         ("compactor files rewritten", run.s(compactor_files_rewritten), statistics.median, None),
         ("storage MiB (all objects)", [(x, v / MIB) for x, v in run.s("objects_bytes")], statistics.median, None),
+        ("data kept for time travel MiB (not live, inside the vacuum window)",
+         [(x, v / MIB) for x, v in run.s("time_travel_bytes")], statistics.median, None),
         ("referenced MiB (latest version)", [(x, v / MIB) for x, v in run.s("referenced_bytes")],
          statistics.median, None),
     ]

@@ -56,3 +56,13 @@ def staged_commit_files(moto, bucket, prefix):
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/_delta_log/_commit_"):
         keys += [o["Key"] for o in page.get("Contents", [])]
     return keys
+
+
+def temp_commit_files(moto, bucket, prefix):
+    """The DynamoDB log store's temp commit files (`_delta_log/.tmp/N.json.<uuid>`) left in a
+    table: each is deleted once its entry is published and marked complete."""
+    s3 = client(moto, "s3")
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/_delta_log/.tmp/"):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    return keys

@@ -170,10 +170,10 @@ def test_help_documents_flags(writer_bin):
 
 
 def test_checkpoints_written_off_the_commit_path(writer_bin, tmp_lake, duck):
-    """Every `delta.checkpointInterval` (20, set at table creation) commits a checkpoint falls due; it is written
-    by a background task rather than inside the commit. When commits outrun it (here: 206
-    tiny commits in about a second) a due checkpoint waits and only the newest waiting one
-    is written, so checkpoints sit only at due versions and the last due one (199) is
+    """Every `delta.checkpointInterval` (100, set at table creation) commits a checkpoint falls due; it is
+    written by a background task rather than inside the commit. When commits outrun it (here:
+    206 tiny commits in about a second) a due checkpoint waits and only the newest waiting
+    one is written, so checkpoints sit only at due versions and the last due one (199) is
     always there when the writer exits. The writer never expires log entries (that is the
     compactor's job): all commits stay readable for time travel."""
     lines = [json.dumps({"event_uuid": f"cp-{i}", "event_name": f"t{i % 3}:s", "created_at": 1710670530 + i}).encode()
@@ -185,7 +185,7 @@ def test_checkpoints_written_off_the_commit_path(writer_bin, tmp_lake, duck):
     assert summary["table_version"] == 206  # version 0 creates the table, then 206 batches
     log = tmp_lake / "events" / "_delta_log"
     checkpoints = sorted(int(p.name[:20]) for p in log.glob("*.checkpoint.parquet"))
-    assert checkpoints and set(checkpoints) <= set(range(19, 206, 20)), checkpoints
+    assert checkpoints and set(checkpoints) <= set(range(99, 206, 100)), checkpoints
     assert checkpoints[-1] == 199
     assert json.loads((log / "_last_checkpoint").read_text())["version"] == 199
     assert len(list(log.glob("*.json"))) == 207
@@ -205,12 +205,12 @@ def test_writer_never_expires_log_entries(writer_bin, tmp_lake):
             json.dumps({"event_uuid": f"ex-{i}", "event_name": "t:s", "created_at": 1710670530 + i}).encode()
             for i in range(start, start + n)) + b"\n")
         return src
-    ingest(writer_bin, batch(0, 250), tmp_lake, ["--max-batch-events", "5"])  # versions 1..50, checkpoints 19, 39
+    ingest(writer_bin, batch(0, 250), tmp_lake, ["--max-batch-events", "5"])  # versions 1..50
     log = tmp_lake / "events" / "_delta_log"
     month_ago = time.time() - 30 * 86400
     for f in log.glob("*.json"):
         os.utime(f, (month_ago, month_ago))
-    summary = ingest(writer_bin, batch(250, 100), tmp_lake, ["--max-batch-events", "5"])  # crosses 59, 79
+    summary = ingest(writer_bin, batch(250, 100), tmp_lake, ["--max-batch-events", "5"])  # versions 51..70
     assert summary["table_version"] == 70
     assert sorted(int(f.name[:20]) for f in log.glob("*.json")) == list(range(71))
     assert polars_deltalake.read_delta(str(tmp_lake / "events"), version=10).height == 50

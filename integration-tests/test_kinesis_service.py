@@ -136,3 +136,24 @@ def test_sigterm_exits_cleanly_within_deadline(writer_bin, moto, tmp_path):
     assert all("leaseOwner" not in l for l in leases), "leases released"
     env.run_until_idle(idle="4s")
     env.check_exact(lines_for(tmp_path, 800, 31, **GEN))
+
+
+def test_max_run_time_stops_a_scheduled_run_cleanly(writer_bin, moto, tmp_path):
+    """`--max-run-time` (the low-volume profile's cap on a scheduled run): without
+    `--exit-when-idle` the writer would run forever; with the cap it stops on its own —
+    flushed, leases released, exit 0 — and the next run continues exactly where it stopped."""
+    env = Env(writer_bin, moto, shards=2)
+    put(moto, env.stream, 400, 41, **GEN)
+    t0 = time.time()
+    p = env.start("--max-run-time", "5s", "--shutdown-deadline", "20s")
+    out, _ = p.communicate(timeout=60)
+    elapsed = time.time() - t0
+    assert p.returncode == 0, open(p.log_path).read()[-3000:]
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["exit_reason"] == "max run time 5s", summary
+    assert 5 <= elapsed < 30, elapsed
+    leases = client(moto, "dynamodb").scan(TableName=env.leases)["Items"]
+    assert all("leaseOwner" not in l for l in leases), "leases released"
+    put(moto, env.stream, 300, 42, **GEN)
+    env.run_until_idle(idle="4s")
+    env.check_exact(lines_for(tmp_path, 400, 41, **GEN) + lines_for(tmp_path, 300, 42, **GEN))

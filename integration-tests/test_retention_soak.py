@@ -77,7 +77,8 @@ def put_records(moto, stream, data):
 class CompactorLoop(threading.Thread):
     def __init__(self, compactor_bin, uri, lock_args, env):
         super().__init__(daemon=True)
-        self.cmd = [compactor_bin, "run", "--table", uri, *lock_args]
+        # Vacuum too keeps files for seconds only (its own default is a week).
+        self.cmd = [compactor_bin, "run", "--table", uri, "--retention", "3s", *lock_args]
         self.env, self.stop, self.runs, self.failures = env, threading.Event(), 0, []
 
     def run(self):
@@ -145,6 +146,7 @@ def test_service_and_compactor_with_retention_in_seconds(writer_bin, compactor_b
 
     # Storage = live files once nothing is protected any more: wait out the retention, vacuum.
     time.sleep(4)
-    summary, _ = run([compactor_bin, "vacuum", "--table", store.uri, *lock_args], env=moto["env"])
+    summary, _ = run([compactor_bin, "vacuum", "--table", store.uri, "--retention", "3s", *lock_args],
+                     env=moto["env"])
     stored = {canonical(k) for k in store.listing() if is_data(k)}
     assert stored == live_files(store), (len(stored), summary)

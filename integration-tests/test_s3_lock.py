@@ -11,7 +11,7 @@ import pytest
 from conftest import _bin, run
 from expected import expected_from_lines
 from faults import FaultProxy, Rule
-from s3util import client, duck_s3, log_versions, make_bucket, polars_s3_options
+from s3util import client, duck_s3, log_versions, make_bucket, polars_s3_options, temp_commit_files
 
 
 def gen(path, count, seed, **kw):
@@ -88,6 +88,10 @@ def test_s3_end_to_end_exact(writer_bin, moto, tmp_path, lock):
         assert sorted(int(i["fileName"]["S"][:20]) for i in mine) == list(range(0, versions[-1] + 1))
         assert all(i["complete"]["S"] == "true" and int(i["expireTime"]["N"]) > time.time() for i in mine)
         assert all(i["tempPath"]["S"].startswith(".tmp/") for i in mine)
+        # A published commit's temp file is deleted (not left for a 30-day lifecycle rule:
+        # at 1x that was ~86k objects, ~7 GB, under _delta_log/.tmp/).
+        assert temp_commit_files(moto, bucket, "events") == []
+        assert temp_commit_files(moto, bucket, "events_rejected") == []
 
 
 @pytest.mark.parametrize("lock", ["dynamodb", "s3-conditional"])
@@ -133,6 +137,7 @@ def test_concurrent_committer_processes(writer_bin, moto, tmp_path, lock):
     rows = con.execute(f"SELECT event_uuid, event_type, created_date FROM delta_scan('s3://{bucket}/events')").fetchall()
     assert len(rows) == len(set(rows)) == len(expected)
     assert set(rows) == set(expected)
+    assert temp_commit_files(moto, bucket, "events") == []
 
 
 def _unpublish(moto, bucket, lock_table, version, keep_log_file):

@@ -196,12 +196,12 @@ def scenario(writer_bin, compactor_bin, store, tmp_path, duck):
     data_before = {r: s for r, s in before.items() if is_data(r)}
 
     # Dry run: lists, deletes nothing.
-    dry, p = run([compactor_bin, "vacuum", "--table", store.uri, "--dry-run", *store.lock_args], env=store.env)
+    dry, p = run([compactor_bin, "vacuum", "--table", store.uri, "--retention", f"{RETENTION_S}s", "--dry-run", *store.lock_args], env=store.env)
     dry_listed = {canonical(line) for line in p.stdout.decode().splitlines()[:-1]}
     assert store.listing() == before
 
     t_before = time.time()
-    summary, _ = run([compactor_bin, "vacuum", "--table", store.uri, *store.lock_args], env=store.env)
+    summary, _ = run([compactor_bin, "vacuum", "--table", store.uri, "--retention", f"{RETENTION_S}s", *store.lock_args], env=store.env)
     t_after = time.time()
 
     # The vacuum's cutoff is somewhere in [t_before, t_after] - R; the timeline keeps every
@@ -243,7 +243,7 @@ def scenario(writer_bin, compactor_bin, store, tmp_path, duck):
     assert summary["oldest_version_kept"] <= boundary
 
     # A second vacuum has nothing left to do.
-    again, _ = run([compactor_bin, "vacuum", "--table", store.uri, "--dry-run", *store.lock_args], env=store.env)
+    again, _ = run([compactor_bin, "vacuum", "--table", store.uri, "--retention", f"{RETENTION_S}s", "--dry-run", *store.lock_args], env=store.env)
     assert again["files_deleted"] == 0
 
 

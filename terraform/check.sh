@@ -65,7 +65,10 @@ if grep -nE 'logRetentionDuration`? \([0-9]+ days' "$here/README.md" | grep -v "
 fi
 [ "$fail" = 0 ] || exit 1
 
-dirs=(modules/kms modules/data_plane modules/iam modules/network modules/compute modules/monitoring modules/stack envs/dev envs/staging envs/prod e2e)
+# Every environment under envs/ (a new one is checked without editing this list).
+dirs=(modules/kms modules/data_plane modules/iam modules/network modules/compute modules/monitoring modules/stack)
+for e in envs/*/; do dirs+=("${e%/}"); done
+dirs+=(e2e)
 for d in "${dirs[@]}"; do
   echo "== $d: init + validate"
   export TF_DATA_DIR="$work/data/${d//\//_}"

@@ -100,8 +100,9 @@ struct OptimizeArgs {
 #[derive(Args, Clone)]
 struct VacuumArgs {
     /// Keep every file a version committed within this window can read, and every
-    /// unreferenced file modified within it (default: the table's
-    /// `delta.deletedFileRetentionDuration`, 7 days for tables this project creates).
+    /// unreferenced file modified within it: the time-travel window (default 7 days, or the
+    /// table's `delta.deletedFileRetentionDuration` if longer; never shorter than that
+    /// without --force).
     #[arg(long, env = "COMPACTOR_RETENTION", value_parser = storage::cli::parse_duration)]
     retention: Option<std::time::Duration>,
     /// Allow a retention shorter than the table's time-travel window.

@@ -16,7 +16,7 @@
 //!
 //! delta-rs (like Spark) drops `remove` tombstones older than
 //! `delta.deletedFileRetentionDuration` when it writes a checkpoint. The writer checkpoints
-//! every 20 commits and `compactor run` checkpoints right before vacuuming, so by the time a
+//! every 100 commits and `compactor run` checkpoints right before vacuuming, so by the time a
 //! replaced file is old enough to delete nothing in the snapshot points at it any more, and a
 //! tombstone-driven ("lite") vacuum never deletes it. So this module decides from what
 //! storage *has* (a listing of the table) against what the log *needs*:
@@ -69,6 +69,12 @@ use storage::log::{LogEntry, read_entry};
 use crate::Compactor;
 use crate::error::{Error, ErrorKind, Operation, StepExt as _};
 
+/// Retention when none is given: a week of time travel for audits. It is the compactor's,
+/// not the table's `delta.deletedFileRetentionDuration` (6 hours on tables this project
+/// creates): that property only bounds how long checkpoints carry tombstones — which this
+/// vacuum never reads — and is the floor below which a retention needs `force`.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Commit JSONs fetched concurrently while scanning the log backwards.
 const LOG_READ_CONCURRENCY: usize = 32;
 
@@ -91,8 +97,8 @@ pub enum VacuumError {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VacuumOptions {
     /// Keep every file a version committed within this window can read, and every
-    /// unreferenced file modified within it (`None`: the table's
-    /// `delta.deletedFileRetentionDuration`, 7 days for tables this project creates).
+    /// unreferenced file modified within it (`None`: [`DEFAULT_RETENTION`], 7 days, or the
+    /// table's `delta.deletedFileRetentionDuration` if that is longer).
     pub retention: Option<Duration>,
     /// Allow a retention shorter than the table's time-travel window.
     pub force: bool,
@@ -109,7 +115,8 @@ pub struct VacuumSummary {
     pub dry_run: bool,
     /// Always `retention-window` (the `--full` flag is accepted as an alias).
     pub mode: &'static str,
-    /// The retention applied (the table's when `--retention` is not given).
+    /// The retention applied (7 days, or the table's if longer, when `--retention` is not
+    /// given).
     pub retention_hours: Option<f64>,
     /// Files deleted (or, with `--dry-run`, that would be).
     pub files_deleted: u64,
@@ -298,18 +305,18 @@ fn plan(
 /// The retention applied and the table's own (both are recorded in the `VACUUM START`
 /// commit).
 struct Retention {
-    /// The retention this vacuum used (`--retention`, else the table's).
+    /// The retention this vacuum used (`--retention`, else the default).
     applied: Duration,
     /// The table's own `deletedFileRetentionDuration`.
     table: Duration,
 }
 
 impl Retention {
-    /// The requested retention (default: the table's), refused when shorter than the
-    /// table's unless forced.
+    /// The requested retention (default: [`DEFAULT_RETENTION`], or the table's if longer),
+    /// refused when shorter than the table's unless forced.
     fn resolve(snapshot: &DeltaTableState, options: &VacuumOptions) -> Result<Self, VacuumError> {
         let table = snapshot.table_config().deleted_file_retention_duration();
-        let applied = options.retention.unwrap_or(table);
+        let applied = options.retention.unwrap_or(DEFAULT_RETENTION.max(table));
         if applied < table && !options.force {
             return Err(VacuumError::RetentionTooShort {
                 given_hours: hours(applied),

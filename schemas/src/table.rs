@@ -301,18 +301,35 @@ impl TableDef {
 }
 
 /// Table properties set at creation. Reader v1 / writer v2 with no table features, so Athena
-/// engine v3, Spark and DuckDB all read it; 7 days of time travel by default.
+/// engine v3, Spark and DuckDB all read it.
 ///
-/// `delta.enableExpiredLogCleanup = false`: log entries are expired once per scheduled
-/// `compactor run` (its checkpoint step), not by every commit a delta-rs operation makes —
-/// delta-rs lists the whole `_delta_log` after each of them (the compactor made one commit
-/// per partition it rewrote). The writer never expires entries either way. A table
-/// nobody compacts keeps its whole log (the flag is the only difference for other engines).
+/// Chosen on the steady-state soak (BENCHMARKS.md "Steady state"), where the week-long cost is
+/// the checkpoint: every checkpoint carries every live file plus every `remove` tombstone
+/// younger than `delta.deletedFileRetentionDuration`, and compaction turns each of the
+/// writer's ~300k small files a day (at 1x, 30 s flush) into a tombstone.
+///
+/// * `delta.deletedFileRetentionDuration = 6 hours`: how long a tombstone stays in the
+///   checkpoints, and the shortest retention any vacuum may use. Nothing of ours reads
+///   tombstones (`compactor vacuum` decides from the commits inside its own window, see
+///   `compactor::vacuum`); with 7 days the checkpoint grew for a week to ~2M tombstones
+///   (~300 MB, written every few minutes). Time travel is *not* shortened: it lasts as long
+///   as both the log (`logRetentionDuration`) and the data files (`compactor vacuum
+///   --retention`, 7 days by default) are kept. Spark's `VACUUM` defaults to this property:
+///   run it with `RETAIN 168 HOURS` to keep a week (README, "Steady state").
+/// * `delta.logRetentionDuration = 7 days`: the time-travel window of the log.
+/// * `delta.checkpointInterval = 100`: a fresh reader replays at most 99 commit JSONs (~100
+///   `add`s each at 1x) after the checkpoint; 20 wrote five times the checkpoint bytes for a
+///   saving in replay of tens of milliseconds.
+/// * `delta.enableExpiredLogCleanup = false`: log entries are expired once per scheduled
+///   `compactor run` (its checkpoint step), not by every commit a delta-rs operation makes —
+///   delta-rs lists the whole `_delta_log` after each of them. The writer never expires
+///   entries either way. A table nobody compacts keeps its whole log (the flag is the only
+///   difference for other engines).
 pub fn default_table_properties() -> Vec<(&'static str, &'static str)> {
     vec![
         ("delta.logRetentionDuration", "interval 7 days"),
-        ("delta.deletedFileRetentionDuration", "interval 7 days"),
-        ("delta.checkpointInterval", "20"),
+        ("delta.deletedFileRetentionDuration", "interval 6 hours"),
+        ("delta.checkpointInterval", "100"),
         ("delta.enableExpiredLogCleanup", "false"),
     ]
 }

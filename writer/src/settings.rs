@@ -281,6 +281,12 @@ layered_settings! {
         #[arg(long, env = "WRITER_EXIT_WHEN_IDLE", value_parser = parse_duration)]
         #[serde(default, deserialize_with = "de::duration")]
         pub exit_when_idle: Option<Duration>,
+        /// Stop cleanly (flush, checkpoint, release leases) this long after starting, whatever
+        /// is still readable: the cap of a scheduled run (low-volume profile), so a run started
+        /// every N minutes never outlives its period when traffic has no idle gaps.
+        #[arg(long, env = "WRITER_MAX_RUN_TIME", value_parser = parse_duration)]
+        #[serde(default, deserialize_with = "de::duration")]
+        pub max_run_time: Option<Duration>,
         /// Pause between GetRecords calls on an idle shard.
         #[arg(long, env = "WRITER_POLL_INTERVAL", value_parser = parse_duration)]
         #[serde(default, deserialize_with = "de::duration")]
@@ -583,6 +589,7 @@ impl RunSettings {
             metrics_port: (port != 0).then_some(port),
             shutdown_deadline: required::<S, _>(self.shutdown_deadline, "shutdown_deadline")?,
             exit_when_idle: self.exit_when_idle,
+            max_run_time: self.max_run_time,
             poll_interval: required::<S, _>(self.poll_interval, "poll_interval")?,
             records_per_call: RECORDS_PER_CALL,
             discovery_interval: DISCOVERY_INTERVAL,
@@ -910,6 +917,12 @@ mod tests {
             "file `[flush]` over default"
         );
         assert_eq!(cfg.poll_interval, Duration::from_secs(1), "default");
+        assert_eq!(cfg.max_run_time, None, "no cap unless asked");
+        let capped = parse_flags(&cmd, &["--config", config, "--max-run-time", "9m"])
+            .expect("flags")
+            .resolve()
+            .expect("resolves");
+        assert_eq!(capped.max_run_time, Some(Duration::from_secs(540)));
         let cfg = parse_flags(&cmd, &["--config", config, "--max-batch-events", "10"])
             .expect("flags")
             .resolve()

@@ -1,8 +1,8 @@
 //! The scheduled compactor, as Terraform runs it: `compactor run` in its own process, with the
 //! task's environment (`COMPACTOR_TABLE`, `COMPACTOR_COMMIT_LOCK`, `COMPACTOR_LOCK_TABLE`,
 //! `LOG_FORMAT=json`, `RUST_LOG`, the AWS environment inherited), plus the scaled
-//! `--retention` and `--force` (the scaled retention is shorter than the table's 7-day
-//! default would be, which the compactor refuses without `--force`).
+//! `--retention` (its 7-day default divided by the compression; still longer than the table's
+//! scaled `deletedFileRetentionDuration`, so no `--force`).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -52,7 +52,6 @@ impl CompactorCmd {
             .arg(&self.table)
             .arg("--retention")
             .arg(format!("{}s", self.retention.as_secs()))
-            .arg("--force")
             // The scheduled task's settings (Terraform sets none of these): nothing from the
             // caller's environment may change what is measured.
             .env_remove("COMPACTOR_SINCE")

@@ -5,7 +5,7 @@
 //! records exactly as the Kinesis service hands them over (one shard, one Delta `txn` per
 //! commit for the app id `kinesis/soak/shardId-000000000000`, fenced on the previous one, the
 //! same `commitInfo` — built by the service's own `Progress`), so `txn` actions, checkpoints
-//! (the writer's background ones, every `delta.checkpointInterval` = 20 commits) and the
+//! (the writer's background ones, every `delta.checkpointInterval` = 100 commits) and the
 //! dedupe index accumulate as in production.
 //!
 //! # The compressed clock
@@ -23,10 +23,10 @@
 //! | at 1x | in the soak |
 //! |---|---|
 //! | `delta.logRetentionDuration` = 7 days | 7 days / C, `interval N seconds` (C = 168: 3600 s) |
-//! | `delta.deletedFileRetentionDuration` = 7 days | 7 days / C |
-//! | `compactor run --retention` (table default, 7 days) | `--retention` 7 days / C `--force` |
+//! | `delta.deletedFileRetentionDuration` = 6 hours | 6 hours / C (C = 168: 129 s) |
+//! | `compactor run --retention` (default 7 days) | `--retention` 7 days / C `--force` |
 //! | the compactor schedule (every `--compact-every` = 1 h) | every simulated hour, = 1 h / C real |
-//! | `delta.checkpointInterval` = 20 commits | unchanged (counted in commits, not time) |
+//! | `delta.checkpointInterval` = 100 commits | unchanged (counted in commits, not time) |
 //!
 //! Commit timestamps, file modification times and log-entry ages are real time, so vacuum and
 //! log expiry see exactly "a week of versions" shrunk by C. Event `created_at` values are

@@ -10,6 +10,8 @@ use deltalake::{DeltaTableBuilder, DeltaTableError};
 use schemas::table::{EVENTS, default_table_properties};
 use storage::{LakeError, StorageConfig};
 
+use compactor::vacuum::DEFAULT_RETENTION;
+
 use crate::clock::scaled_interval;
 
 /// The two time-based properties the compression factor scales.
@@ -33,31 +35,35 @@ pub enum SetupError {
 }
 
 /// The table properties of the soak's events table: the project defaults with the two
-/// retention durations divided by `compression`. Returns them with the scaled retention.
+/// retention durations divided by `compression`, and the compactor's vacuum retention (its
+/// default, [`compactor::vacuum::DEFAULT_RETENTION`]) divided the same way.
 pub fn properties(compression: f64) -> (Vec<(String, String)>, Duration) {
-    let mut retention = Duration::ZERO;
     let mut out = Vec::new();
     for (k, v) in default_table_properties() {
         if SCALED_PROPERTIES.contains(&k) {
-            let real = parse_days(v);
-            let (d, text) = scaled_interval(real, compression);
-            retention = retention.max(d);
-            out.push((k.to_string(), text));
+            let real = parse_interval(v).unwrap_or(DEFAULT_RETENTION);
+            out.push((k.to_string(), scaled_interval(real, compression).1));
         } else {
             out.push((k.to_string(), v.to_string()));
         }
     }
-    (out, retention)
+    (out, scaled_interval(DEFAULT_RETENTION, compression).0)
 }
 
-/// `interval N days` (the only form the project defaults use); 7 days otherwise.
-fn parse_days(v: &str) -> Duration {
-    let days = v
-        .strip_prefix("interval ")
-        .and_then(|r| r.strip_suffix(" days"))
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .unwrap_or(7);
-    Duration::from_secs(days * 86_400)
+/// `interval N <unit>` as the project defaults write it (seconds … weeks, singular or
+/// plural); `None` for anything else.
+fn parse_interval(v: &str) -> Option<Duration> {
+    let mut words = v.strip_prefix("interval ")?.split_whitespace();
+    let n: u64 = words.next()?.parse().ok()?;
+    let unit = match words.next()?.trim_end_matches('s') {
+        "second" => 1,
+        "minute" => 60,
+        "hour" => 3_600,
+        "day" => 86_400,
+        "week" => 604_800,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n * unit))
 }
 
 /// Create the events table at `uri` with `properties`; refuses an existing table.
@@ -107,6 +113,32 @@ mod tests {
             get("delta.logRetentionDuration"),
             Some("interval 3600 seconds")
         );
-        assert_eq!(get("delta.checkpointInterval"), Some("20"));
+        assert_eq!(
+            get("delta.deletedFileRetentionDuration"),
+            Some("interval 129 seconds")
+        );
+        assert_eq!(get("delta.checkpointInterval"), Some("100"));
+    }
+
+    #[test]
+    fn intervals_parse_in_every_unit() {
+        assert_eq!(
+            parse_interval("interval 6 hours"),
+            Some(Duration::from_secs(21_600))
+        );
+        assert_eq!(
+            parse_interval("interval 1 day"),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            parse_interval("interval 90 seconds"),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_interval("interval 2 weeks"),
+            Some(Duration::from_secs(1_209_600))
+        );
+        assert_eq!(parse_interval("6 hours"), None);
+        assert_eq!(parse_interval("interval x days"), None);
     }
 }

@@ -18,19 +18,28 @@
 //!    **From here the commit has happened**; the rest is publication, done by anyone.
 //! 5. Copy temp → `N.json` (only if absent).
 //! 6. Put the entry `complete="true"` with `expireTime = now + 1 day`.
+//! 7. Delete the temp file (best effort).
 //!
 //! # Crash cases
 //! | crash after | state | repaired by |
 //! |---|---|---|
-//! | 3 (temp only) | orphan temp, no entry | nothing needed; lifecycle rule deletes `.tmp/` |
+//! | 3 (temp only) | orphan temp, no entry | nothing needed; lifecycle rule deletes `.tmp/` (a writer that *loses* step 4 deletes its temp itself) |
 //! | 4 (entry, no `N.json`) | incomplete entry | the next writer (step 2) or reader (`get_latest_version`) copies temp → `N.json`, marks complete |
 //! | 5 (copied, not marked) | `N.json` + incomplete entry | same; the copy is skipped since `N.json` exists |
-//! | 6 | done | — |
+//! | 6 (marked, temp kept) | done; an orphan temp file | the lifecycle rule on `.tmp/` |
+//! | 7 | done | — |
 //!
 //! Readers repair too (like Spark's `listFrom`): `get_latest_version` first repairs the
 //! table's latest entry if it is incomplete, so a version whose entry exists is never
-//! invisible for longer than one read. Temp files are kept (as Spark does); expire
-//! `_delta_log/.tmp/` with a lifecycle rule well past the TTL (Terraform sets 30 days).
+//! invisible for longer than one read.
+//!
+//! Spark keeps every temp file and leaves them to a lifecycle rule; at one commit per 30 s
+//! that is ~86k objects (~7 GB at 1x) under `.tmp/` for the rule's 30 days, the largest
+//! item of storage nothing protects. Here the writer that publishes an entry (its own or a
+//! repaired one) deletes its temp file once the entry is marked complete: from then on no
+//! one needs it — a repairer that read the entry as incomplete just before and finds the
+//! temp gone sees `N.json` on its next attempt and only marks the entry. The lifecycle rule
+//! stays as the backstop for crashes between steps 6 and 7.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -228,6 +237,19 @@ impl DynamoDbLogStore {
         }
     }
 
+    /// Step 7, best effort: once the entry is marked complete nothing reads its temp file
+    /// (a repairer racing us re-checks `N.json` and finds it); a file left behind is only a
+    /// cost, expired by the lifecycle rule on `.tmp/`.
+    async fn delete_temp(&self, entry: &Entry) {
+        let path = Self::temp_location(&entry.temp_path);
+        match self.store.delete(&path).await {
+            Ok(()) | Err(ObjectStoreError::NotFound { .. }) => {}
+            Err(e) => {
+                tracing::warn!(table = %self.table_path, version = entry.version, error = %e, "could not delete a temp commit file");
+            }
+        }
+    }
+
     fn temp_location(temp_path: &str) -> Path {
         Path::from(format!("_delta_log/{temp_path}"))
     }
@@ -263,6 +285,7 @@ impl DynamoDbLogStore {
                     if !own {
                         tracing::info!(table = %self.table_path, version = entry.version, "repaired incomplete commit entry");
                     }
+                    self.delete_temp(entry).await;
                     return Ok(());
                 }
                 Err(e) => last = Some(e),
@@ -428,7 +451,15 @@ impl LogStore for DynamoDbLogStore {
             temp_path,
             complete: false,
         };
-        self.claim(&entry).await?;
+        if let Err(e) = self.claim(&entry).await {
+            // A lost race is certain (another writer's entry holds the version): no entry
+            // will ever point at our temp file. Any other failure may hide a put that
+            // landed, whose entry repairers would need the temp for, so it stays.
+            if matches!(e, TransactionError::VersionAlreadyExists(_)) {
+                self.delete_temp(&entry).await;
+            }
+            return Err(e);
+        }
         // 5-6. Publish. Failures here do not undo the commit: any reader or the next
         // writer completes it (see the crash table above).
         if let Err(e) = self.publish(&entry, true).await {

@@ -3,14 +3,21 @@
 # caps it at the shard count of a provisioned stream: a writer without a shard only stands by).
 # With max == min nothing scales and the count is fixed. Scaling out: CPU target tracking, and a
 # step on Kinesis iterator age (the writer falls behind although CPU is fine, e.g. waiting on S3).
+# writer_mode = "scheduled" has no service, hence none of this.
 
 locals {
-  writer_autoscaling = var.writer_max_count > var.writer_desired_count
+  writer_autoscaling = !local.writer_scheduled && var.writer_max_count > var.writer_desired_count
+}
+
+moved {
+  from = aws_appautoscaling_target.writer
+  to   = aws_appautoscaling_target.writer[0]
 }
 
 resource "aws_appautoscaling_target" "writer" {
+  count              = local.writer_scheduled ? 0 : 1
   service_namespace  = "ecs"
-  resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.writer.name}"
+  resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.writer[0].name}"
   scalable_dimension = "ecs:service:DesiredCount"
   min_capacity       = var.writer_desired_count
   max_capacity       = max(var.writer_max_count, var.writer_desired_count)
@@ -21,9 +28,9 @@ resource "aws_appautoscaling_policy" "writer_cpu" {
   count              = local.writer_autoscaling ? 1 : 0
   name               = "${var.name_prefix}-writer-cpu"
   policy_type        = "TargetTrackingScaling"
-  service_namespace  = aws_appautoscaling_target.writer.service_namespace
-  resource_id        = aws_appautoscaling_target.writer.resource_id
-  scalable_dimension = aws_appautoscaling_target.writer.scalable_dimension
+  service_namespace  = aws_appautoscaling_target.writer[0].service_namespace
+  resource_id        = aws_appautoscaling_target.writer[0].resource_id
+  scalable_dimension = aws_appautoscaling_target.writer[0].scalable_dimension
 
   target_tracking_scaling_policy_configuration {
     target_value = var.writer_cpu_target_percent
@@ -40,9 +47,9 @@ resource "aws_appautoscaling_policy" "writer_lag" {
   count              = local.writer_autoscaling ? 1 : 0
   name               = "${var.name_prefix}-writer-lag"
   policy_type        = "StepScaling"
-  service_namespace  = aws_appautoscaling_target.writer.service_namespace
-  resource_id        = aws_appautoscaling_target.writer.resource_id
-  scalable_dimension = aws_appautoscaling_target.writer.scalable_dimension
+  service_namespace  = aws_appautoscaling_target.writer[0].service_namespace
+  resource_id        = aws_appautoscaling_target.writer[0].resource_id
+  scalable_dimension = aws_appautoscaling_target.writer[0].scalable_dimension
 
   step_scaling_policy_configuration {
     adjustment_type         = "ChangeInCapacity"

@@ -68,11 +68,11 @@ resource "aws_iam_role_policy" "execution" {
   })
 }
 
-# ------------------------------------------------------------------ scheduler role (starts the compactor)
+# ------------------------------------------------------------------ scheduler role (starts the compactor, and the scheduled writer)
 
 resource "aws_iam_role" "scheduler" {
   name        = "${var.name_prefix}-compactor-scheduler"
-  description = "EventBridge Scheduler starts the compactor task."
+  description = "EventBridge Scheduler starts the compactor tasks (and the writer task in writer_mode scheduled)."
   assume_role_policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
@@ -92,7 +92,7 @@ resource "aws_iam_role_policy" "scheduler" {
   role = aws_iam_role.scheduler.id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat([
       {
         Sid    = "RunCompactorTask"
         Effect = "Allow"
@@ -122,8 +122,23 @@ resource "aws_iam_role_policy" "scheduler" {
         Effect    = "Allow"
         Action    = ["kms:Decrypt"]
         Resource  = [var.kms_key_arn]
-        Condition = { StringEquals = { "kms:EncryptionContext:aws:scheduler:schedule:arn" = values(local.compactor_schedule_arns) } }
+        Condition = { StringEquals = { "kms:EncryptionContext:aws:scheduler:schedule:arn" = concat(values(local.compactor_schedule_arns), local.writer_scheduled ? [local.writer_schedule_arn] : []) } }
       },
-    ]
+      ], local.writer_scheduled ? [
+      {
+        Sid       = "RunWriterTask"
+        Effect    = "Allow"
+        Action    = ["ecs:RunTask"]
+        Resource  = [aws_ecs_task_definition.writer.arn_without_revision, "${aws_ecs_task_definition.writer.arn_without_revision}:*"]
+        Condition = { ArnEquals = { "ecs:cluster" = aws_ecs_cluster.this.arn } }
+      },
+      {
+        Sid       = "PassWriterRoles"
+        Effect    = "Allow"
+        Action    = ["iam:PassRole"]
+        Resource  = [aws_iam_role.execution.arn, var.writer_role_arn]
+        Condition = { StringEquals = { "iam:PassedToService" = "ecs-tasks.amazonaws.com" } }
+      },
+    ] : [])
   })
 }

@@ -11,6 +11,18 @@ locals {
 
   writer_family = "${var.name_prefix}-writer"
 
+  # writer_mode = "scheduled": no ECS service; EventBridge Scheduler starts one task every
+  # writer_schedule_minutes that reads what arrived since the last run and exits when idle.
+  writer_scheduled     = var.writer_mode == "scheduled"
+  writer_schedule_name = "${var.name_prefix}-writer"
+  writer_schedule_arn  = "arn:${local.partition}:scheduler:${local.region}:${local.account_id}:schedule/${var.name_prefix}/${local.writer_schedule_name}"
+  # --max-run-time caps a run one minute short of the period: traffic without idle gaps (a
+  # burst well above this mode's volume) still ends each run before the next one starts.
+  writer_command = local.writer_scheduled ? [
+    "writer", "run", "--exit-when-idle", var.writer_exit_when_idle,
+    "--max-run-time", "${var.writer_schedule_minutes - 1}m",
+  ] : ["writer", "run"]
+
   # Both Delta tables need maintenance (optimize, checkpoint, vacuum): one compactor task
   # definition and one schedule per table (the compactor binary takes one --table).
   compactor_tables = {
@@ -39,6 +51,12 @@ moved {
 moved {
   from = aws_scheduler_schedule.compactor
   to   = aws_scheduler_schedule.compactor["events"]
+}
+
+# The writer service became optional (writer_mode = "scheduled" has none).
+moved {
+  from = aws_ecs_service.writer
+  to   = aws_ecs_service.writer[0]
 }
 
 # ------------------------------------------------------------------ image repository
@@ -102,6 +120,7 @@ resource "aws_ecr_lifecycle_policy" "this" {
 
 resource "aws_ecs_cluster" "this" {
   #checkov:skip=CKV_AWS_224:ECS Exec is disabled on every task (enable_execute_command = false), so there are no exec sessions to log; the exec channel would still use the CMK below.
+  #checkov:skip=CKV_AWS_65:Container Insights is on by default (enable_container_insights); only the low-volume profile turns it off: its one consumer, the writer service's RunningTaskCount alarm, does not exist with a scheduled writer, and its metrics (~$0.30 each a month) would cost more than that data path.
   name = var.name_prefix
 
   setting {
@@ -201,7 +220,7 @@ locals {
   # the program's stdout instead - the writer then stops committing (and alarms), nothing is lost.
   writer_container = merge(local.common_container, {
     name    = "writer"
-    command = ["writer", "run"]
+    command = local.writer_command
     environment = [
       for k in sort(keys(local.writer_environment)) : { name = k, value = local.writer_environment[k] }
     ]
@@ -290,6 +309,8 @@ resource "aws_ecs_task_definition" "compactor" {
 # ------------------------------------------------------------------ writer service
 
 resource "aws_ecs_service" "writer" {
+  count = local.writer_scheduled ? 0 : 1
+
   name                               = "writer"
   cluster                            = aws_ecs_cluster.this.id
   task_definition                    = aws_ecs_task_definition.writer.arn
@@ -322,6 +343,57 @@ resource "aws_ecs_service" "writer" {
   }
 
   tags = var.tags
+}
+
+# ------------------------------------------------------------------ writer schedule (writer_mode = "scheduled")
+
+# One `writer run --exit-when-idle` task every writer_schedule_minutes. Overlapping runs are
+# safe (shard leases in DynamoDB: a shard is read by one run at a time, the table's txn
+# versions fence the rest) and do not pile up: a run that starts while the previous one still
+# holds the shard gets nothing to read (with one shard no lease is stolen) and exits after
+# writer_exit_when_idle. They are only wasteful (a few task-seconds each), so
+# writer_exit_when_idle must stay well below the period; --max-run-time (period - 1 minute)
+# ends a run that never sees an idle gap. If runs routinely hit that cap, the traffic has
+# outgrown this mode: switch to writer_mode = "service".
+resource "aws_scheduler_schedule" "writer" {
+  count                        = local.writer_scheduled ? 1 : 0
+  name                         = local.writer_schedule_name
+  group_name                   = aws_scheduler_schedule_group.this.name
+  description                  = "Runs the writer every ${var.writer_schedule_minutes} minutes until its shards are idle for ${var.writer_exit_when_idle} (low-volume mode)."
+  schedule_expression          = "rate(${var.writer_schedule_minutes} minutes)"
+  schedule_expression_timezone = "UTC"
+  state                        = "ENABLED"
+  kms_key_arn                  = var.kms_key_arn
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = aws_ecs_cluster.this.arn
+    role_arn = aws_iam_role.scheduler.arn
+
+    ecs_parameters {
+      task_definition_arn     = aws_ecs_task_definition.writer.arn_without_revision
+      launch_type             = "FARGATE"
+      platform_version        = "LATEST"
+      task_count              = 1
+      enable_ecs_managed_tags = true
+      propagate_tags          = "TASK_DEFINITION"
+
+      network_configuration {
+        subnets          = var.subnet_ids
+        security_groups  = [aws_security_group.tasks.id]
+        assign_public_ip = var.assign_public_ip
+      }
+    }
+
+    # A start that failed is retried within half a period; later the next run takes over.
+    retry_policy {
+      maximum_event_age_in_seconds = var.writer_schedule_minutes * 30
+      maximum_retry_attempts       = 1
+    }
+  }
 }
 
 # ------------------------------------------------------------------ compactor schedule

@@ -8,14 +8,29 @@ output "cluster_arn" {
   value       = aws_ecs_cluster.this.arn
 }
 
+output "writer_mode" {
+  description = "How the writer runs: service or scheduled."
+  value       = var.writer_mode
+}
+
 output "writer_service_name" {
-  description = "ECS service of the writer."
-  value       = aws_ecs_service.writer.name
+  description = "ECS service of the writer (null in writer_mode scheduled)."
+  value       = local.writer_scheduled ? null : aws_ecs_service.writer[0].name
 }
 
 output "writer_desired_count" {
-  description = "Desired writer task count."
-  value       = aws_ecs_service.writer.desired_count
+  description = "Desired writer task count (writer_mode scheduled: 1 task per run)."
+  value       = local.writer_scheduled ? 1 : aws_ecs_service.writer[0].desired_count
+}
+
+output "writer_task_definition_family" {
+  description = "Task definition family of the writer."
+  value       = aws_ecs_task_definition.writer.family
+}
+
+output "writer_schedule_name" {
+  description = "EventBridge Scheduler schedule of the writer (null in writer_mode service)."
+  value       = local.writer_scheduled ? aws_scheduler_schedule.writer[0].name : null
 }
 
 output "writer_task_definition_arn" {
@@ -39,7 +54,7 @@ output "compactor_schedule_names" {
 }
 
 output "schedule_group_name" {
-  description = "EventBridge Scheduler group of the compactor schedules."
+  description = "EventBridge Scheduler group of the compactor schedules (and the writer's in writer_mode scheduled)."
   value       = aws_scheduler_schedule_group.this.name
 }
 
@@ -64,6 +79,6 @@ output "security_group_id" {
 }
 
 output "writer_autoscaling_bounds" {
-  description = "Min and max writer task count."
-  value       = { min = aws_appautoscaling_target.writer.min_capacity, max = aws_appautoscaling_target.writer.max_capacity }
+  description = "Min and max writer task count (null in writer_mode scheduled: no service to scale)."
+  value       = local.writer_scheduled ? null : { min = aws_appautoscaling_target.writer[0].min_capacity, max = aws_appautoscaling_target.writer[0].max_capacity }
 }

@@ -123,8 +123,41 @@ variable "cpu_architecture" {
 
 # ---------------------------------------------------------------- writer
 
+variable "writer_mode" {
+  description = "How the writer runs: \"service\" (an always-on ECS service with autoscaling, the default) or \"scheduled\" (no service: EventBridge Scheduler starts one `writer run --exit-when-idle` task every writer_schedule_minutes; for low volumes, see README \"Low-volume profile\")."
+  type        = string
+  default     = "service"
+
+  validation {
+    condition     = contains(["service", "scheduled"], var.writer_mode)
+    error_message = "writer_mode must be \"service\" or \"scheduled\"."
+  }
+}
+
+variable "writer_schedule_minutes" {
+  description = "writer_mode = \"scheduled\": minutes between two writer runs (5-30). Worst-case freshness is about this period + task start-up + writer_flush_interval."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.writer_schedule_minutes >= 5 && var.writer_schedule_minutes <= 30 && floor(var.writer_schedule_minutes) == var.writer_schedule_minutes
+    error_message = "writer_schedule_minutes must be a whole number between 5 and 30."
+  }
+}
+
+variable "writer_exit_when_idle" {
+  description = "writer_mode = \"scheduled\": `writer run --exit-when-idle` value: the run stops once its shards delivered no record for this long (and nothing is buffered or unread). Keep it well below the schedule period and a few times the mean gap between records (280 events/h: one every ~13 s, so \"20s\" ends a run ~50 s after it caught up on average)."
+  type        = string
+  default     = "20s"
+
+  validation {
+    condition     = can(regex("^[0-9]+(ms|s|m)$", var.writer_exit_when_idle))
+    error_message = "writer_exit_when_idle must be a duration like \"20s\" or \"1m\" (units ms, s, m)."
+  }
+}
+
 variable "writer_desired_count" {
-  description = "Number of writer tasks. Shards are spread over the tasks through the lease table; more tasks than shards only adds standby."
+  description = "Number of writer tasks (writer_mode service; min of autoscaling). Shards are spread over the tasks through the lease table; more tasks than shards only adds standby."
   type        = number
   default     = 1
 }
@@ -226,9 +259,9 @@ variable "compactor_memory" {
 }
 
 variable "compactor_schedule_expression" {
-  description = "EventBridge Scheduler expression of the compactor runs, e.g. \"rate(6 hours)\" or \"cron(15 */6 * * ? *)\"."
+  description = "EventBridge Scheduler expression of the compactor runs, e.g. \"rate(1 hour)\" (1x, what the soak benchmark assumes) or \"cron(30 0 * * ? *)\" (daily, low volume)."
   type        = string
-  default     = "rate(6 hours)"
+  default     = "rate(1 hour)"
 }
 
 variable "compactor_schedule_timezone" {

@@ -1,5 +1,5 @@
 locals {
-  widgets = [
+  widgets = concat([
     {
       title = "Ingest rate (events/min)"
       metrics = [
@@ -16,7 +16,7 @@ locals {
       ]
       period = 60
       annotations = {
-        horizontal = [{ label = "alarm", value = var.iterator_age_threshold_ms }]
+        horizontal = [{ label = "alarm", value = local.iterator_age_threshold_ms }]
       }
     },
     {
@@ -36,7 +36,7 @@ locals {
       ]
       period = 300
       annotations = {
-        horizontal = [{ label = "alarm", value = var.freshness_threshold_ms }]
+        horizontal = [{ label = "alarm", value = local.freshness_threshold_ms }]
       }
     },
     {
@@ -55,6 +55,8 @@ locals {
       ]
       period = 3600
     },
+    ], local.writer_scheduled ? [] : [
+    # Service mode: the service's tasks (a scheduled writer has no service).
     {
       title = "Writer tasks"
       metrics = [
@@ -67,6 +69,7 @@ locals {
         horizontal = [{ label = "desired", value = var.writer_desired_count }]
       }
     },
+    ], [
     {
       title = "Kinesis throttling"
       metrics = [
@@ -75,7 +78,7 @@ locals {
       ]
       period = 300
     },
-  ]
+  ])
 }
 
 resource "aws_cloudwatch_dashboard" "this" {

@@ -3,6 +3,22 @@ data "aws_region" "current" {}
 locals {
   region = data.aws_region.current.name
   ns     = var.metrics_namespace
+
+  # Writer as a scheduled task (low-volume mode): nothing reads the stream between runs, and a
+  # run starts with records up to one period (+ task start-up) old. The alarms that assume an
+  # always-on reader get thresholds of that order instead of paging after every run:
+  # - iterator age: no data between runs is normal (notBreaching); threshold 2 periods, so one
+  #   missed run does not page but two in a row do;
+  # - freshness: p99 above one period + 5 minutes (start-up, catching up, flush);
+  # - no commits: records arriving and no commit for 2 periods + 5 minutes (catches "nothing
+  #   runs any more": schedule disabled, task crash-looping, RunTask failing);
+  # - writer-down (RunningTaskCount of the service): there is no service, so no alarm; failed
+  #   starts are caught by the schedule group's TargetErrorCount alarm (compactor_schedule_failing,
+  #   which covers every schedule of the group) and by no-commits.
+  writer_scheduled          = var.writer_schedule_minutes != null
+  iterator_age_threshold_ms = local.writer_scheduled ? max(var.iterator_age_threshold_ms, 2 * var.writer_schedule_minutes * 60000) : var.iterator_age_threshold_ms
+  freshness_threshold_ms    = local.writer_scheduled ? max(var.freshness_threshold_ms, (var.writer_schedule_minutes + 5) * 60000) : var.freshness_threshold_ms
+  no_commit_window_minutes  = local.writer_scheduled ? max(var.no_commit_window_minutes, 2 * var.writer_schedule_minutes + 5) : var.no_commit_window_minutes
 }
 
 # ------------------------------------------------------------------ alarm topic
@@ -122,7 +138,7 @@ locals {
 
 resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   alarm_name          = "${var.name_prefix}-kinesis-iterator-age"
-  alarm_description   = "The writer lags: the oldest unread record of ${var.stream_name} is older than ${var.iterator_age_threshold_ms} ms."
+  alarm_description   = "The writer lags: the oldest unread record of ${var.stream_name} is older than ${local.iterator_age_threshold_ms} ms."
   namespace           = "AWS/Kinesis"
   metric_name         = "GetRecords.IteratorAgeMilliseconds"
   dimensions          = { StreamName = var.stream_name }
@@ -131,11 +147,12 @@ resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   evaluation_periods  = 3
   datapoints_to_alarm = 2
   comparison_operator = "GreaterThanThreshold"
-  threshold           = var.iterator_age_threshold_ms
-  treat_missing_data  = "breaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-  tags                = var.tags
+  threshold           = local.iterator_age_threshold_ms
+  # Always-on writer: no GetRecords at all means nothing reads. Scheduled writer: normal between runs.
+  treat_missing_data = local.writer_scheduled ? "notBreaching" : "breaching"
+  alarm_actions      = local.alarm_actions
+  ok_actions         = local.alarm_actions
+  tags               = var.tags
 }
 
 # A readable shard that no writer reads (unowned, held by an expired lease, or owned by a
@@ -200,7 +217,7 @@ resource "aws_cloudwatch_metric_alarm" "commit_latency" {
 
 resource "aws_cloudwatch_metric_alarm" "freshness" {
   alarm_name          = "${var.name_prefix}-freshness"
-  alarm_description   = "Events became visible in the table more than ${var.freshness_threshold_ms} ms after reaching Kinesis (p99 over 5 minutes)."
+  alarm_description   = "Events became visible in the table more than ${local.freshness_threshold_ms} ms after reaching Kinesis (p99 over 5 minutes)."
   namespace           = local.ns
   metric_name         = "FreshnessMs"
   extended_statistic  = "p99"
@@ -208,7 +225,7 @@ resource "aws_cloudwatch_metric_alarm" "freshness" {
   evaluation_periods  = 3
   datapoints_to_alarm = 2
   comparison_operator = "GreaterThanThreshold"
-  threshold           = var.freshness_threshold_ms
+  threshold           = local.freshness_threshold_ms
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
@@ -217,7 +234,14 @@ resource "aws_cloudwatch_metric_alarm" "freshness" {
   depends_on = [aws_cloudwatch_log_metric_filter.writer]
 }
 
+moved {
+  from = aws_cloudwatch_metric_alarm.writer_down
+  to   = aws_cloudwatch_metric_alarm.writer_down[0]
+}
+
+# Service mode only (a scheduled writer has no service and is not running most of the time).
 resource "aws_cloudwatch_metric_alarm" "writer_down" {
+  count               = local.writer_scheduled ? 0 : 1
   alarm_name          = "${var.name_prefix}-writer-down"
   alarm_description   = "Fewer writer tasks running than desired (${var.writer_desired_count}) for 3 minutes (Container Insights RunningTaskCount)."
   namespace           = "ECS/ContainerInsights"
@@ -276,7 +300,7 @@ resource "aws_cloudwatch_metric_alarm" "compactor_not_succeeding" {
 
 resource "aws_cloudwatch_metric_alarm" "compactor_schedule_failing" {
   alarm_name          = "${var.name_prefix}-compactor-schedule-failing"
-  alarm_description   = "EventBridge Scheduler could not start a compactor task (RunTask failed: permissions, capacity, bad task definition)."
+  alarm_description   = "EventBridge Scheduler could not start a compactor task${local.writer_scheduled ? " or a writer run" : ""} (RunTask failed: permissions, capacity, bad task definition)."
   namespace           = "AWS/Scheduler"
   metric_name         = "TargetErrorCount"
   dimensions          = { ScheduleGroup = var.schedule_group_name }
@@ -333,9 +357,9 @@ resource "aws_cloudwatch_metric_alarm" "kinesis_write_throttled" {
 # stream while no batch is committed for no_commit_window_minutes.
 resource "aws_cloudwatch_metric_alarm" "no_commits" {
   alarm_name          = "${var.name_prefix}-no-commits"
-  alarm_description   = "Records reach ${var.stream_name} but the writer committed no batch for ${var.no_commit_window_minutes} minutes."
-  evaluation_periods  = var.no_commit_window_minutes
-  datapoints_to_alarm = var.no_commit_window_minutes
+  alarm_description   = "Records reach ${var.stream_name} but the writer committed no batch for ${local.no_commit_window_minutes} minutes."
+  evaluation_periods  = local.no_commit_window_minutes
+  datapoints_to_alarm = local.no_commit_window_minutes
   comparison_operator = "GreaterThanOrEqualToThreshold"
   threshold           = 1
   treat_missing_data  = "notBreaching"

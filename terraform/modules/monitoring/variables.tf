@@ -35,12 +35,18 @@ variable "cluster_arn" {
 }
 
 variable "writer_service_name" {
-  description = "ECS service of the writer."
+  description = "ECS service of the writer; null when the writer runs as a scheduled task (writer_schedule_minutes)."
   type        = string
 }
 
+variable "writer_schedule_minutes" {
+  description = "null: the writer is an always-on service. A number: the writer runs as a scheduled task every that many minutes (compute writer_mode = \"scheduled\"); the alarms that assume an always-on reader are adapted (see main.tf)."
+  type        = number
+  default     = null
+}
+
 variable "writer_desired_count" {
-  description = "Desired writer task count; fewer running tasks than this raises the writer-down alarm."
+  description = "Desired writer task count; fewer running tasks than this raises the writer-down alarm (service mode only)."
   type        = number
 }
 

@@ -125,6 +125,9 @@ module "compute" {
   image_tag        = var.image_tag
   cpu_architecture = var.cpu_architecture
 
+  writer_mode             = var.writer_mode
+  writer_schedule_minutes = var.writer_schedule_minutes
+  writer_exit_when_idle   = var.writer_exit_when_idle
   writer_desired_count    = var.writer_desired_count
   writer_max_count        = local.writer_max_count
   writer_cpu              = var.writer_cpu
@@ -142,6 +145,8 @@ module "compute" {
   log_group_name_prefix = local.log_group_name_prefix
   log_retention_days    = var.log_retention_days
 
+  enable_container_insights = var.enable_container_insights
+
   tags = local.tags
 }
 
@@ -156,6 +161,7 @@ module "monitoring" {
   cluster_name                                    = module.compute.cluster_name
   cluster_arn                                     = module.compute.cluster_arn
   writer_service_name                             = module.compute.writer_service_name
+  writer_schedule_minutes                         = var.writer_mode == "scheduled" ? var.writer_schedule_minutes : null
   writer_desired_count                            = var.writer_desired_count
   writer_log_group_name                           = module.compute.writer_log_group_name
   compactor_log_group_name                        = module.compute.compactor_log_group_name

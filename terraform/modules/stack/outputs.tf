@@ -73,6 +73,21 @@ output "writer_service_name" {
   value       = module.compute.writer_service_name
 }
 
+output "writer_mode" {
+  description = "How the writer runs: service or scheduled."
+  value       = module.compute.writer_mode
+}
+
+output "writer_schedule_name" {
+  description = "EventBridge Scheduler schedule of the writer (writer_mode scheduled; else null)."
+  value       = module.compute.writer_schedule_name
+}
+
+output "writer_autoscaling_bounds" {
+  description = "Min and max writer task count (null in writer_mode scheduled)."
+  value       = module.compute.writer_autoscaling_bounds
+}
+
 output "compactor_schedule_names" {
   description = "Scheduler schedules of the compactor, per table."
   value       = module.compute.compactor_schedule_names

@@ -132,8 +132,32 @@ variable "cpu_architecture" {
   default     = "X86_64"
 }
 
+variable "writer_mode" {
+  description = "\"service\": the writer is an always-on ECS service (autoscaled between writer_desired_count and writer_max_count). \"scheduled\": no service; EventBridge Scheduler runs `writer run --exit-when-idle` every writer_schedule_minutes (low volume, see README \"Low-volume profile\")."
+  type        = string
+  default     = "service"
+}
+
+variable "writer_schedule_minutes" {
+  description = "writer_mode = \"scheduled\": minutes between writer runs (5-30)."
+  type        = number
+  default     = 10
+}
+
+variable "writer_exit_when_idle" {
+  description = "writer_mode = \"scheduled\": `--exit-when-idle` of each run (e.g. \"20s\"); well below the period."
+  type        = string
+  default     = "20s"
+}
+
+variable "enable_container_insights" {
+  description = "Container Insights on the ECS cluster (the writer-down alarm of service mode needs it; its metrics are billed as custom metrics)."
+  type        = bool
+  default     = true
+}
+
 variable "writer_desired_count" {
-  description = "Number of writer tasks."
+  description = "Number of writer tasks (service mode; the autoscaling minimum)."
   type        = number
   default     = 1
 }
@@ -193,9 +217,9 @@ variable "compactor_memory" {
 }
 
 variable "compactor_schedule_expression" {
-  description = "EventBridge Scheduler expression of the compactor."
+  description = "EventBridge Scheduler expression of the compactor (hourly at 1x: what the soak benchmark measures)."
   type        = string
-  default     = "rate(6 hours)"
+  default     = "rate(1 hour)"
 }
 
 variable "compactor_success_window_seconds" {

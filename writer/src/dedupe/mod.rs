@@ -42,6 +42,10 @@ use storage::log::LogEntry;
 pub use key::Key;
 use key::ScopeKeys;
 
+/// Key-column files read at once (object-store GETs in flight; each file is small: a commit
+/// adds one per partition it touches).
+const KEY_READ_CONCURRENCY: usize = 32;
+
 /// Partition values (in partition-column order) that bound a key's uniqueness; empty for a
 /// table deduplicated as a whole.
 pub type Scope = Vec<Option<String>>;
@@ -193,12 +197,23 @@ impl KeyIndex {
         store: Arc<dyn ObjectStore>,
         added: AddedFiles,
     ) -> Result<(), LakeError> {
-        let taken: Vec<_> = (added.0.into_iter())
+        let mut taken: Vec<_> = (added.0.into_iter())
             .filter_map(|(scope, files)| Some((self.scopes.remove(&scope)?, scope, files)))
             .collect();
-        for (mut keys, scope, files) in taken {
-            let read = self.read_keys(store.clone(), files).await?;
-            read.iter().for_each(|k| keys.insert_str(k));
+        // One concurrent read over every scope's files: another writer's commit adds a file to
+        // ~100 partitions, and reading them scope after scope made a conflict cost ~100
+        // sequential GETs (seconds on S3) — long enough for that writer to commit again.
+        let files = taken
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (_, _, files))| files.iter().map(move |(p, n)| (i, p.clone(), *n)))
+            .collect();
+        for (i, keys) in self.read_key_files(store, files).await? {
+            if let Some((sk, _, _)) = taken.get_mut(i) {
+                keys.iter().for_each(|k| sk.insert_str(k));
+            }
+        }
+        for (keys, scope, _) in taken {
             self.scopes.insert(scope, keys);
         }
         Ok(())
@@ -372,11 +387,23 @@ impl KeyIndex {
         store: Arc<dyn ObjectStore>,
         files: Vec<(String, Option<u64>)>,
     ) -> Result<Vec<String>, LakeError> {
+        let files = files.into_iter().map(|(p, n)| (0, p, n)).collect();
+        let read = self.read_key_files(store, files).await?;
+        Ok(read.into_iter().flat_map(|(_, keys)| keys).collect())
+    }
+
+    /// The key column of each `(tag, path, size)`, [`KEY_READ_CONCURRENCY`] files at a time,
+    /// returned with its tag (in completion order).
+    async fn read_key_files(
+        &mut self,
+        store: Arc<dyn ObjectStore>,
+        files: Vec<(usize, String, Option<u64>)>,
+    ) -> Result<Vec<(usize, Vec<String>)>, LakeError> {
         let table = self.table_name.clone();
         let column = self.def.key_column;
         let n = files.len();
-        let chunks: Vec<Vec<String>> = futures::stream::iter(files)
-            .map(|(path, size)| {
+        let read: Vec<(usize, Vec<String>)> = futures::stream::iter(files)
+            .map(|(tag, path, size)| {
                 let store = store.clone();
                 let table = table.clone();
                 async move {
@@ -385,15 +412,14 @@ impl KeyIndex {
                         keys.push(s.to_string())
                     })
                     .await?;
-                    Ok::<_, LakeError>(keys)
+                    Ok::<_, LakeError>((tag, keys))
                 }
             })
-            .buffer_unordered(8)
+            .buffer_unordered(KEY_READ_CONCURRENCY)
             .try_collect()
             .await?;
         self.stats.files_read += n as u64;
-        let keys: Vec<String> = chunks.into_iter().flatten().collect();
-        self.stats.keys_loaded += keys.len() as u64;
-        Ok(keys)
+        self.stats.keys_loaded += read.iter().map(|(_, k)| k.len() as u64).sum::<u64>();
+        Ok(read)
     }
 }

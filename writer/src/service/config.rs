@@ -32,6 +32,8 @@ pub struct ServiceConfig {
     pub shutdown_deadline: Duration,
     /// `--exit-when-idle`: stop once nothing was readable for this long (batch jobs, tests).
     pub exit_when_idle: Option<Duration>,
+    /// `--max-run-time`: stop this long after starting (scheduled runs).
+    pub max_run_time: Option<Duration>,
     /// Pause after an empty GetRecords.
     pub poll_interval: Duration,
     /// Records asked for per GetRecords call.

@@ -80,7 +80,8 @@ pub struct RunSummary {
     pub leases_taken: u64,
     /// Leases this instance lost to another writer.
     pub leases_lost: u64,
-    /// Why the service stopped: `signal`, or `idle for …` (`--exit-when-idle`).
+    /// Why the service stopped: `signal`, `idle for …` (`--exit-when-idle`) or `max run time
+    /// …` (`--max-run-time`).
     pub exit_reason: String,
 }
 
@@ -147,15 +148,23 @@ impl Service {
         })
     }
 
-    /// Run until a signal or `exit_when_idle`; then flush, checkpoint, release leases.
+    /// Run until a signal, `exit_when_idle` or `max_run_time`; then flush, checkpoint,
+    /// release leases.
     pub async fn run(mut self) -> Result<RunSummary, ServiceError> {
         let mut shutdown = signal::shutdown_signal();
+        // No cap: a deadline that never comes (a century away, far inside `Instant`'s range).
+        let cap = self.cfg.max_run_time;
+        let run_out = tokio::time::sleep(cap.unwrap_or(Duration::from_secs(100 * 365 * 86_400)));
+        tokio::pin!(run_out);
         let mut lease_tick = tokio::time::interval(self.cfg.lease_duration / 3);
         lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let reason = loop {
             self.metrics.heartbeat();
             tokio::select! {
                 _ = &mut shutdown => break "signal".to_string(),
+                _ = &mut run_out, if cap.is_some() => {
+                    break format!("max run time {:?}", cap.unwrap_or_default());
+                }
                 _ = lease_tick.tick() => {
                     let round = self.shards.lease_round(&mut self.pipeline, &mut self.buffer);
                     if let Err(e) = round.await {

@@ -95,15 +95,15 @@ run "writer_container_contract" {
     error_message = "The image comes from the environment's ECR repository."
   }
   assert {
-    condition     = aws_ecs_service.writer.desired_count == 2 && aws_ecs_service.writer.launch_type == "FARGATE"
+    condition     = aws_ecs_service.writer[0].desired_count == 2 && aws_ecs_service.writer[0].launch_type == "FARGATE"
     error_message = "The writer is a Fargate service with the desired count."
   }
   assert {
-    condition     = aws_ecs_service.writer.wait_for_steady_state
+    condition     = aws_ecs_service.writer[0].wait_for_steady_state
     error_message = "apply must fail when the writer never becomes healthy (issue 13, defect 1 went unnoticed)."
   }
   assert {
-    condition     = !aws_ecs_service.writer.network_configuration[0].assign_public_ip
+    condition     = !aws_ecs_service.writer[0].network_configuration[0].assign_public_ip
     error_message = "No public IP by default."
   }
 }
@@ -129,8 +129,8 @@ run "compactor_scheduled_task_contract" {
     error_message = "The compactor environment must follow the contract."
   }
   assert {
-    condition     = aws_scheduler_schedule.compactor["events"].schedule_expression == "rate(6 hours)"
-    error_message = "Default schedule is every 6 hours."
+    condition     = aws_scheduler_schedule.compactor["events"].schedule_expression == "rate(1 hour)"
+    error_message = "Default schedule is hourly (issue 14: the soak benchmark assumes an hourly compactor run at 1x)."
   }
   assert {
     condition     = alltrue([for sc in aws_scheduler_schedule.compactor : sc.target[0].ecs_parameters[0].launch_type == "FARGATE"])
@@ -303,7 +303,7 @@ run "least_privilege_plumbing_policies" {
 run "writer_fixed_count_without_autoscaling" {
   assert {
     condition = (
-      aws_appautoscaling_target.writer.min_capacity == 2 && aws_appautoscaling_target.writer.max_capacity == 2 &&
+      aws_appautoscaling_target.writer[0].min_capacity == 2 && aws_appautoscaling_target.writer[0].max_capacity == 2 &&
       length(aws_appautoscaling_policy.writer_cpu) == 0 && length(aws_appautoscaling_policy.writer_lag) == 0
     )
     error_message = "writer_max_count unset: the count is fixed at writer_desired_count."
@@ -316,8 +316,8 @@ run "writer_autoscaling_bounds" {
   }
   assert {
     condition = (
-      aws_appautoscaling_target.writer.min_capacity == 2 && aws_appautoscaling_target.writer.max_capacity == 6 &&
-      aws_appautoscaling_target.writer.resource_id == "service/events-lake-test/writer"
+      aws_appautoscaling_target.writer[0].min_capacity == 2 && aws_appautoscaling_target.writer[0].max_capacity == 6 &&
+      aws_appautoscaling_target.writer[0].resource_id == "service/events-lake-test/writer"
     )
     error_message = "Autoscaling between writer_desired_count and writer_max_count."
   }
@@ -329,4 +329,98 @@ run "writer_autoscaling_bounds" {
     )
     error_message = "Scale on CPU and on iterator age."
   }
+}
+
+# Issue 15, low-volume mode: the default is the always-on service, with no writer schedule.
+run "writer_service_mode_has_no_schedule" {
+  assert {
+    condition     = length(aws_ecs_service.writer) == 1 && length(aws_appautoscaling_target.writer) == 1
+    error_message = "writer_mode service (default): one ECS service with its scalable target."
+  }
+  assert {
+    condition     = length(aws_scheduler_schedule.writer) == 0
+    error_message = "writer_mode service: no writer schedule."
+  }
+  assert {
+    condition     = !contains(jsondecode(aws_ecs_task_definition.writer.container_definitions)[0].command, "--exit-when-idle")
+    error_message = "The always-on writer must not exit when idle."
+  }
+  assert {
+    condition     = length([for s in jsondecode(aws_iam_role_policy.scheduler.policy).Statement : s if contains(["RunWriterTask", "PassWriterRoles"], s.Sid)]) == 0
+    error_message = "writer_mode service: the scheduler may not start writer tasks."
+  }
+  assert {
+    condition     = output.writer_schedule_name == null && output.writer_service_name == "writer"
+    error_message = "Outputs: a service, no schedule."
+  }
+}
+
+run "writer_scheduled_mode" {
+  variables {
+    writer_mode             = "scheduled"
+    writer_schedule_minutes = 15
+    writer_exit_when_idle   = "30s"
+    writer_max_count        = 4
+  }
+  assert {
+    condition     = length(aws_ecs_service.writer) == 0 && length(aws_appautoscaling_target.writer) == 0
+    error_message = "writer_mode scheduled: no ECS service, no autoscaling."
+  }
+  assert {
+    condition = (
+      length(aws_appautoscaling_policy.writer_cpu) == 0 && length(aws_appautoscaling_policy.writer_lag) == 0 &&
+      length(aws_cloudwatch_metric_alarm.writer_lag_scale_out) == 0
+    )
+    error_message = "writer_mode scheduled: no scaling policies, whatever writer_max_count says."
+  }
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.writer.container_definitions)[0].command == ["writer", "run", "--exit-when-idle", "30s", "--max-run-time", "14m"]
+    error_message = "A scheduled run is `writer run --exit-when-idle <writer_exit_when_idle> --max-run-time <period - 1 minute>`."
+  }
+  assert {
+    condition = (
+      aws_scheduler_schedule.writer[0].schedule_expression == "rate(15 minutes)" &&
+      aws_scheduler_schedule.writer[0].state == "ENABLED" &&
+      aws_scheduler_schedule.writer[0].group_name == aws_scheduler_schedule_group.this.name &&
+      aws_scheduler_schedule.writer[0].target[0].ecs_parameters[0].task_count == 1 &&
+      aws_scheduler_schedule.writer[0].target[0].ecs_parameters[0].launch_type == "FARGATE" &&
+      aws_scheduler_schedule.writer[0].target[0].ecs_parameters[0].task_definition_arn == aws_ecs_task_definition.writer.arn_without_revision
+    )
+    error_message = "One writer task every writer_schedule_minutes, in the stack's schedule group (its failure alarm)."
+  }
+  assert {
+    condition     = aws_scheduler_schedule.writer[0].target[0].retry_policy[0].maximum_event_age_in_seconds < 15 * 60
+    error_message = "A failed start must not be retried past the next run."
+  }
+  assert {
+    condition = one([
+      for s in jsondecode(aws_iam_role_policy.scheduler.policy).Statement : s.Resource if s.Sid == "RunWriterTask"
+    ]) == [aws_ecs_task_definition.writer.arn_without_revision, "${aws_ecs_task_definition.writer.arn_without_revision}:*"]
+    error_message = "The scheduler may run the writer's task definition family (and no other)."
+  }
+  assert {
+    condition = one([
+      for s in jsondecode(aws_iam_role_policy.scheduler.policy).Statement : s.Resource if s.Sid == "PassWriterRoles"
+    ]) == ["arn:aws:iam::111122223333:role/events-lake-test-x", var.writer_role_arn]
+    error_message = "The scheduler passes only the execution role and the writer role to the writer task."
+  }
+  assert {
+    condition = contains(one([
+      for s in jsondecode(aws_iam_role_policy.scheduler.policy).Statement : s.Condition.StringEquals["kms:EncryptionContext:aws:scheduler:schedule:arn"] if s.Sid == "DecryptOwnSchedules"
+    ]), "arn:aws:scheduler:eu-west-1:111122223333:schedule/events-lake-test/events-lake-test-writer")
+    error_message = "The scheduler may decrypt the (KMS-encrypted) writer schedule."
+  }
+  assert {
+    condition     = output.writer_service_name == null && output.writer_schedule_name == "events-lake-test-writer" && output.writer_autoscaling_bounds == null
+    error_message = "Outputs: a schedule, no service."
+  }
+}
+
+run "writer_exit_when_idle_must_be_a_duration" {
+  command = plan
+  variables {
+    writer_mode           = "scheduled"
+    writer_exit_when_idle = "twenty seconds"
+  }
+  expect_failures = [var.writer_exit_when_idle]
 }

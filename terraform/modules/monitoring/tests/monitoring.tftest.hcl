@@ -45,7 +45,7 @@ run "every_alarm_notifies_the_topic" {
         aws_cloudwatch_metric_alarm.rejected_spike,
         aws_cloudwatch_metric_alarm.commit_latency,
         aws_cloudwatch_metric_alarm.freshness,
-        aws_cloudwatch_metric_alarm.writer_down,
+        aws_cloudwatch_metric_alarm.writer_down[0],
         aws_cloudwatch_metric_alarm.compactor_failed,
         aws_cloudwatch_metric_alarm.compactor_not_succeeding,
         aws_cloudwatch_metric_alarm.shards_unread,
@@ -63,9 +63,9 @@ run "every_alarm_notifies_the_topic" {
   }
   assert {
     condition = (
-      aws_cloudwatch_metric_alarm.writer_down.metric_name == "RunningTaskCount" &&
-      aws_cloudwatch_metric_alarm.writer_down.threshold == 2 &&
-      aws_cloudwatch_metric_alarm.writer_down.comparison_operator == "LessThanThreshold"
+      aws_cloudwatch_metric_alarm.writer_down[0].metric_name == "RunningTaskCount" &&
+      aws_cloudwatch_metric_alarm.writer_down[0].threshold == 2 &&
+      aws_cloudwatch_metric_alarm.writer_down[0].comparison_operator == "LessThanThreshold"
     )
     error_message = "Writer-down alarm: running tasks below the desired count."
   }
@@ -207,5 +207,52 @@ run "no_commit_at_all_alarm" {
       aws_cloudwatch_metric_alarm.no_commits.threshold == 1
     )
     error_message = "15 minutes in a row without a commit while records arrive."
+  }
+}
+
+# Issue 15, low-volume mode: a writer that runs every N minutes must not page after every run,
+# and must still page when it stops running.
+run "scheduled_writer_alarms" {
+  variables {
+    writer_service_name     = null
+    writer_schedule_minutes = 10
+  }
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.writer_down) == 0
+    error_message = "No service, so no RunningTaskCount alarm."
+  }
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.iterator_age.treat_missing_data == "notBreaching" &&
+      aws_cloudwatch_metric_alarm.iterator_age.threshold == 1200000
+    )
+    error_message = "Iterator age: nobody reads between runs (no data is normal); threshold two periods."
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.freshness.threshold == 900000
+    error_message = "Freshness: a run commits records up to one period (+ start-up) old."
+  }
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.no_commits.evaluation_periods == 25 &&
+      aws_cloudwatch_metric_alarm.no_commits.datapoints_to_alarm == 25
+    )
+    error_message = "No commits: alarm after two periods + 5 minutes without a commit while records arrive."
+  }
+  assert {
+    condition     = !strcontains(aws_cloudwatch_dashboard.this.dashboard_body, "RunningTaskCount")
+    error_message = "The dashboard shows no service task count."
+  }
+}
+
+run "service_writer_alarms_unchanged" {
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.iterator_age.treat_missing_data == "breaching" &&
+      aws_cloudwatch_metric_alarm.iterator_age.threshold == 300000 &&
+      aws_cloudwatch_metric_alarm.freshness.threshold == 60000 &&
+      length(aws_cloudwatch_metric_alarm.writer_down) == 1
+    )
+    error_message = "Service mode: an always-on reader, the original thresholds."
   }
 }

@@ -145,3 +145,34 @@ run "kms_key_rotates" {
     error_message = "CloudWatch Logs may use the key for the stack's log groups only."
   }
 }
+
+# Issue 15: the low-volume profile (envs/lowvolume) wires a scheduled writer through the stack.
+run "low_volume_scheduled_writer" {
+  variables {
+    environment                   = "lowvolume"
+    writer_mode                   = "scheduled"
+    writer_schedule_minutes       = 10
+    writer_exit_when_idle         = "20s"
+    writer_cpu                    = 256
+    writer_memory                 = 512
+    writer_dedupe_memory_mb       = 128
+    assign_public_ip              = true
+    enable_container_insights     = false
+    compactor_schedule_expression = "cron(30 0 * * ? *)"
+  }
+  assert {
+    condition     = output.writer_mode == "scheduled" && output.writer_service_name == null && output.writer_schedule_name == "events-lake-lowvolume-writer"
+    error_message = "Scheduled writer: a schedule, no service."
+  }
+  assert {
+    condition     = output.writer_autoscaling_bounds == null && length(module.monitoring.alarm_names) == 11
+    error_message = "No autoscaling and no writer-down alarm without a service."
+  }
+}
+
+run "default_writer_is_a_service" {
+  assert {
+    condition     = output.writer_mode == "service" && output.writer_service_name == "writer" && output.writer_schedule_name == null
+    error_message = "By default the writer is the always-on service."
+  }
+}
