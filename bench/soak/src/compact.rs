@@ -25,6 +25,8 @@ pub struct CompactorCmd {
     pub table: String,
     pub storage: StorageConfig,
     pub retention: Duration,
+    /// `--target-size`, when not the compactor's default.
+    pub target_size: Option<String>,
     /// The compactor's stderr (its logs) is appended here.
     pub log: PathBuf,
 }
@@ -68,6 +70,9 @@ impl CompactorCmd {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(size) = &self.target_size {
+            c.arg("--target-size").arg(size);
+        }
         if let Some(lock) = self.storage.commit_lock {
             c.env("COMPACTOR_COMMIT_LOCK", lock.as_str());
         }

@@ -111,6 +111,10 @@ pub struct Args {
     /// The `compactor` binary; without it no compactor runs.
     #[arg(long)]
     pub compactor_bin: Option<PathBuf>,
+    /// `compactor run --target-size` (e.g. `1MiB`); without it the compactor's default. Scale
+    /// it like the events: files here are `events-per-commit` / ~8,300 of their 1x size.
+    #[arg(long)]
+    pub compactor_target_size: Option<String>,
     /// Reader probe command (run through `sh -c` with `--table --day --event-type --uuid
     /// --hour-end` appended); without it no probes run.
     #[arg(long)]

@@ -154,6 +154,7 @@ impl Soak {
             table: args.table.clone(),
             storage: storage.clone(),
             retention,
+            target_size: args.compactor_target_size.clone(),
             log: args.out.join("compactor.log"),
         });
         let start = clock.start();

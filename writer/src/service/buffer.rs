@@ -227,7 +227,10 @@ mod tests {
         assert!(!b.due() && !b.holds("b"));
         // The oldest record's clock, less this batch's jitter (up to 6 s of 60).
         let d = b.deadline().map(|d| d - now).unwrap_or_default();
-        assert!(d > Duration::from_secs(54) && d <= Duration::from_secs(60), "{d:?}");
+        assert!(
+            d > Duration::from_secs(54) && d <= Duration::from_secs(60),
+            "{d:?}"
+        );
         b.forget("a");
         assert!(b.is_empty() && b.deadline().is_none());
         b.push(recs("c", 1), now, None);
