@@ -152,9 +152,17 @@ impl Service {
     /// release leases.
     pub async fn run(mut self) -> Result<RunSummary, ServiceError> {
         let mut shutdown = signal::shutdown_signal();
-        // No cap: a deadline that never comes (a century away, far inside `Instant`'s range).
+        // Resolves with the cap once it has passed; never without one.
         let cap = self.cfg.max_run_time;
-        let run_out = tokio::time::sleep(cap.unwrap_or(Duration::from_secs(100 * 365 * 86_400)));
+        let run_out = async move {
+            match cap {
+                Some(d) => {
+                    tokio::time::sleep(d).await;
+                    d
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::pin!(run_out);
         let mut lease_tick = tokio::time::interval(self.cfg.lease_duration / 3);
         lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -162,9 +170,7 @@ impl Service {
             self.metrics.heartbeat();
             tokio::select! {
                 _ = &mut shutdown => break "signal".to_string(),
-                _ = &mut run_out, if cap.is_some() => {
-                    break format!("max run time {:?}", cap.unwrap_or_default());
-                }
+                d = &mut run_out => break format!("max run time {d:?}"),
                 _ = lease_tick.tick() => {
                     let round = self.shards.lease_round(&mut self.pipeline, &mut self.buffer);
                     if let Err(e) = round.await {
