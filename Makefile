@@ -15,7 +15,7 @@ export WRITER_BIN := $(CARGO_TARGET_DIR)/debug/writer
 export LOADGEN_BIN := $(CARGO_TARGET_DIR)/debug/loadgen
 export COMPACTOR_BIN := $(CARGO_TARGET_DIR)/debug/compactor
 
-.PHONY: all build demo test lint unit integration terraform-check venv bench bench-kinesis bench-soak bench-soak-s3 bench-multiwriter sim-scaling clean-lake deploy
+.PHONY: all build demo test lint unit integration terraform-check venv bench profile bench-kinesis bench-soak bench-soak-s3 bench-multiwriter bench-cold-start sim-scaling clean-lake deploy
 
 all: build
 
@@ -55,6 +55,16 @@ test: venv lint unit integration terraform-check
 bench: venv
 	cargo build --release --bins
 	PATH="$(VENV)/bin:$$PATH" $(PY) bench/run.py $(BENCH_ARGS)
+
+# Profile `writer ingest` on 1M generated events (issue 16): the `profiling` build (release
+# with symbols, its own folder), `perf record` with DWARF call graphs, the top frames printed.
+PROFILE_DIR ?= $(HOME)/.cache/events-lake/profile
+profile:
+	cargo build --profile profiling --workspace --bins
+	mkdir -p $(PROFILE_DIR) && rm -rf $(PROFILE_DIR)/lake
+	$(CARGO_TARGET_DIR)/profiling/loadgen generate --count 1000000 --seed 1 --output $(PROFILE_DIR)/events.ndjson --duplicate-ratio 0.05 --large-ratio 0.0005 --end-time 1764000000
+	perf record -F 499 --call-graph dwarf,16384 -o $(PROFILE_DIR)/perf.data -- $(CARGO_TARGET_DIR)/profiling/writer ingest --input $(PROFILE_DIR)/events.ndjson --table $(PROFILE_DIR)/lake/events --rejected-table $(PROFILE_DIR)/lake/rejected --max-batch-events 200000 --min-created-at 946684800 --max-future 36500d
+	perf report -i $(PROFILE_DIR)/perf.data --no-children --sort symbol --stdio -g none --percent-limit 0.8 | grep '%'
 
 # Kinesis load test (issue 4): kinesalite (npm, in memory, loopback) for Kinesis, moto for S3
 # and DynamoDB. KINESIS_ARGS e.g. `--events 1000000 --rate 1000 --out bench/results/x.json`.
@@ -122,3 +132,11 @@ deploy:
 
 clean-lake:
 	rm -rf ./lake
+
+# Cold start (issue 16): `writer run` on a table of 10,000 data files over 100 partitions in moto
+# S3 (DynamoDB commit lock), events put into kinesalite before it starts; spawn -> first commit
+# (goal 5 s), the first append's phases and the S3 requests behind them. Writes
+# bench/results/cold-start.json. COLD_START_ARGS e.g. `--runs 1 --scenarios one --full-check`.
+bench-cold-start: venv $(NODE_DIR)/node_modules/kinesalite/package.json
+	cargo build --release --bins
+	KINESALITE_DIR=$(NODE_DIR) PATH="$(VENV)/bin:$$PATH" $(PY) bench/cold_start.py $(COLD_START_ARGS)

@@ -251,6 +251,11 @@ def main():
         a, b = (out["dedupe_scaling"][s]["steady_ms"] for s in (sizes[0], sizes[-1]))
         out["dedupe_scaling_ratio"] = b / a if a else None
     print(json.dumps(out, indent=2, default=str))
+    if "writer" in out and "polars" in out:
+        w, p = out["writer"], out["polars"]
+        print(f"writer ingest {w['seconds']:.2f} s ({w['events_per_sec']:,.0f} events/s), "
+              f"polars {p['seconds']:.2f} s ({p['events_per_sec']:,.0f} events/s): "
+              f"writer/polars = {out['writer_vs_polars']:.2f}x", file=sys.stderr)
     shutil.rmtree(work, ignore_errors=True)
 
 

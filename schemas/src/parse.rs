@@ -159,6 +159,17 @@ impl<'de> Visitor<'de> for EventVisitor {
 /// Append `s` as a JSON string literal (RFC 8259 escaping).
 fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
+    // Nearly every key needs no escape: copy it whole (the same bytes the loop would push).
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+    } else {
+        push_escaped(out, s);
+    }
+    out.push('"');
+}
+
+/// `s` with every character JSON requires escaped, escaped.
+fn push_escaped(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -172,7 +183,6 @@ fn push_json_string(out: &mut String, s: &str) {
             c => out.push(c),
         }
     }
-    out.push('"');
 }
 
 /// Interpret a raw JSON value as a string, if it is one.
@@ -225,6 +235,19 @@ mod tests {
             reason(br#"{"event_uuid":"a","event_uuid":"b"}"#),
             RejectReason::DuplicateField
         );
+    }
+
+    proptest::proptest! {
+        /// The copy-whole fast path writes what the escaping loop writes.
+        #[test]
+        fn key_fast_path_matches_escaping(s in "\\PC*|[a-z\"\\\\\n\u{1}é]{0,12}") {
+            let mut fast = String::new();
+            push_json_string(&mut fast, &s);
+            let mut slow = String::from("\"");
+            push_escaped(&mut slow, &s);
+            slow.push('"');
+            proptest::prop_assert_eq!(fast, slow);
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use deltalake::kernel::Add;
 use deltalake::logstore::object_store::ObjectStoreExt;
 // `ParquetObjectReader` is deprecated upstream in favour of a hand-written `AsyncFileReader`;
 // it is still the simplest correct ranged reader over object_store, so we keep it for now.
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 #[allow(deprecated)]
 use deltalake::parquet::arrow::async_reader::{
     ParquetObjectReader, ParquetRecordBatchStreamBuilder,
@@ -262,7 +263,18 @@ fn stats_json(batch: &RecordBatch) -> Value {
     json!({"numRecords": batch.num_rows(), "minValues": mins, "maxValues": maxs, "nullCount": nulls})
 }
 
-/// Stream the values of one string column of a data file to `each`, reading only that
+/// Data files up to this size are fetched whole (one GET) to read a column. The ranged
+/// reader makes three GETs (footer length, metadata, the column's pages): three round trips
+/// for a file one round trip transfers whole. A writer's files are tens of KiB, and a cold
+/// start on an uncompacted table reads thousands of them (10,000 files took 30,000 GETs).
+pub const WHOLE_FILE_READ_MAX: u64 = 2 << 20;
+
+/// Bytes read from the end of a larger file in its first GET: the footer and, for the
+/// files this project writes, all of the metadata, so the column's pages are the second GET.
+const FOOTER_SIZE_HINT: usize = 64 << 10;
+
+/// Stream the values of one string column of a data file to `each`: a small file (up to
+/// [`WHOLE_FILE_READ_MAX`], size known) in one GET, a larger one reading only that
 /// column's pages (a few percent of the file). Used to load dedupe keys.
 #[allow(deprecated)]
 pub async fn for_each_string(
@@ -278,7 +290,29 @@ pub async fn for_each_string(
         step: "read key column",
         source,
     };
-    let mut reader = ParquetObjectReader::new(store, object_path(path));
+    if size.is_some_and(|s| s <= WHOLE_FILE_READ_MAX) {
+        let serr = |source| LakeError::Store {
+            table: table.to_string(),
+            step: "read key column",
+            source,
+        };
+        let got = store.get(&object_path(path)).await.map_err(serr)?;
+        let bytes = got.bytes().await.map_err(serr)?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(perr)?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), [column]);
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(perr)?;
+        for batch in reader {
+            let batch = batch.map_err(|e| perr(e.into()))?;
+            visit_strings(table, path, column, batch.column(0), &mut each)?;
+        }
+        return Ok(());
+    }
+    let mut reader =
+        ParquetObjectReader::new(store, object_path(path)).with_footer_size_hint(FOOTER_SIZE_HINT);
     if let Some(size) = size {
         reader = reader.with_file_size(size);
     }
@@ -292,28 +326,37 @@ pub async fn for_each_string(
         .build()
         .map_err(perr)?;
     while let Some(batch) = stream.try_next().await.map_err(perr)? {
-        let col = batch.column(0);
-        // Files written by other engines (or by delta-rs' optimize) may carry the column as
-        // a large or view string; all are the same Parquet UTF8 bytes.
-        match col.data_type() {
-            DataType::Utf8 => visit(col.as_string::<i32>(), &mut each),
-            DataType::LargeUtf8 => visit(col.as_string::<i64>(), &mut each),
-            DataType::Utf8View => {
-                let a = col.as_string_view();
-                for i in 0..a.len() {
-                    if a.is_valid(i) {
-                        each(a.value(i));
-                    }
+        visit_strings(table, path, column, batch.column(0), &mut each)?;
+    }
+    Ok(())
+}
+
+/// Each valid value of a string column. Files written by other engines (or by delta-rs'
+/// optimize) may carry the column as a large or view string; all are the same Parquet UTF8
+/// bytes.
+fn visit_strings(
+    table: &str,
+    path: &str,
+    column: &str,
+    col: &dyn Array,
+    each: &mut impl FnMut(&str),
+) -> Result<(), LakeError> {
+    match col.data_type() {
+        DataType::Utf8 => visit(col.as_string::<i32>(), each),
+        DataType::LargeUtf8 => visit(col.as_string::<i64>(), each),
+        DataType::Utf8View => {
+            let a = col.as_string_view();
+            for i in 0..a.len() {
+                if a.is_valid(i) {
+                    each(a.value(i));
                 }
             }
-            other => {
-                return Err(LakeError::Schema {
-                    table: table.to_string(),
-                    detail: format!(
-                        "key column `{column}` in {path} is {other}, expected a string"
-                    ),
-                });
-            }
+        }
+        other => {
+            return Err(LakeError::Schema {
+                table: table.to_string(),
+                detail: format!("key column `{column}` in {path} is {other}, expected a string"),
+            });
         }
     }
     Ok(())

@@ -287,7 +287,8 @@ layered_settings! {
         #[arg(long, env = "WRITER_MAX_RUN_TIME", value_parser = parse_duration)]
         #[serde(default, deserialize_with = "de::duration")]
         pub max_run_time: Option<Duration>,
-        /// Pause between GetRecords calls on an idle shard.
+        /// Pause between GetRecords calls on a shard read up to its tip (an empty or partial
+        /// answer); a backlog is read 5 calls a second. Adds up to this much to freshness.
         #[arg(long, env = "WRITER_POLL_INTERVAL", value_parser = parse_duration)]
         #[serde(default, deserialize_with = "de::duration")]
         pub poll_interval: Option<Duration>,

@@ -22,26 +22,38 @@ impl Key {
 /// one-to-one (an uppercase or braced form stays a distinct [`Key::Text`]).
 fn parse_canonical_uuid(s: &str) -> Option<u128> {
     let b = s.as_bytes();
-    if b.len() != 36 {
+    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
+    // Table lookup per digit, one check at the end: this runs once per event and once per
+    // key loaded (millions per batch on a cold start).
     let mut v: u128 = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            if c != b'-' {
-                return None;
-            }
-            continue;
+    let mut bad = 0u8;
+    for range in [0..8, 9..13, 14..18, 19..23, 24..36] {
+        for &c in &b[range] {
+            let d = HEX_DIGIT[usize::from(c)];
+            bad |= d;
+            v = (v << 4) | u128::from(d & 0x0f);
         }
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | u128::from(d);
     }
-    Some(v)
+    (bad & 0xf0 == 0).then_some(v)
 }
+
+/// Value of each lowercase hex digit; 0xff for every other byte.
+const HEX_DIGIT: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// Every key the table holds in one scope, at the index's version.
 #[derive(Debug, Default)]

@@ -166,10 +166,32 @@ pub struct ReadSpec {
     pub shard: Arc<str>,
     /// Where reading starts.
     pub from: ReadFrom,
-    /// Pause after an empty GetRecords (and the initial back-off).
+    /// Pause after a GetRecords at the tip of the shard (empty or partial answer), and the
+    /// initial back-off.
     pub poll: Duration,
     /// Records per GetRecords call.
     pub limit: i32,
+}
+
+/// Shortest pause between two GetRecords on a shard while catching up: Kinesis allows 5
+/// per second per shard, shared by every consumer of the stream.
+pub const CATCH_UP_PAUSE: Duration = Duration::from_millis(200);
+
+/// The pause before the next GetRecords after an answer of `got` records (of at most
+/// `limit`). A full answer, or one more than a poll interval behind the tip, means a backlog: go on
+/// after [`CATCH_UP_PAUSE`]. Otherwise the reader is at the tip: wait the poll interval,
+/// so one call brings what arrived meanwhile. Polling again at once after every partial
+/// answer made ~50 calls a second per shard at 250 records/s, each returning a few
+/// records: most of the service's CPU (issue 16), and over the 5 calls/s limit on AWS.
+fn pause_after(got: usize, limit: i32, millis_behind: Option<i64>, poll: Duration) -> Duration {
+    let full = usize::try_from(limit).is_ok_and(|l| got >= l);
+    let behind =
+        millis_behind.is_some_and(|m| u128::try_from(m).is_ok_and(|m| m > poll.as_millis()));
+    if full || behind {
+        CATCH_UP_PAUSE.min(poll)
+    } else {
+        poll
+    }
 }
 
 /// Longest pause between retries of a failing call; a reader whose GetRecords keeps failing
@@ -322,7 +344,13 @@ impl Reader {
         if self.iterator.is_none() {
             return self.end().await;
         }
-        if empty && sleep_or_stop(&mut self.stop, self.spec.poll).await {
+        let pause = pause_after(
+            out.records().len(),
+            self.spec.limit,
+            out.millis_behind_latest(),
+            self.spec.poll,
+        );
+        if sleep_or_stop(&mut self.stop, pause).await {
             return Step::Stop;
         }
         Step::Continue
@@ -411,6 +439,22 @@ async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_at_the_tip_wait_the_poll_interval_and_a_backlog_is_read_at_5_calls_a_second() {
+        let poll = Duration::from_secs(1);
+        // A partial answer at the tip: wait, so the next call brings a second's records.
+        assert_eq!(pause_after(37, 10_000, Some(0), poll), poll);
+        assert_eq!(pause_after(0, 10_000, None, poll), poll);
+        // Full, or far behind the tip: catch up, within Kinesis' 5 reads/s per shard.
+        assert_eq!(pause_after(10_000, 10_000, Some(0), poll), CATCH_UP_PAUSE);
+        assert_eq!(pause_after(5, 10_000, Some(60_000), poll), CATCH_UP_PAUSE);
+        // A few ms behind is still the tip.
+        assert_eq!(pause_after(5, 10_000, Some(40), poll), poll);
+        // A poll interval shorter than the catch-up pause (tests) is never lengthened.
+        let fast = Duration::from_millis(50);
+        assert_eq!(pause_after(10_000, 10_000, None, fast), fast);
+    }
 
     #[test]
     fn start_positions() {
