@@ -47,12 +47,11 @@ import threading
 import time
 import uuid
 
-import boto3
-
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "integration-tests"))
-from kinesis_load import KINESALITE, free_port, start_kinesalite, wait_port  # noqa: E402
+from kinesis_load import KINESALITE  # noqa: E402
+import multiwriter  # noqa: E402
 
 QUIET = pathlib.Path("/tmp/quiet.lock")
 BUCKET = "cold-lake"
@@ -91,38 +90,13 @@ class Stamped:
                 self.copy_to.flush()
 
 
-class Emulators:
+class Emulators(multiwriter.Emulators):
     """moto (S3, DynamoDB) with its request log captured; kinesalite for Kinesis."""
 
     def __init__(self):
-        self.procs = []
-        port = free_port()
-        self.moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.procs.append(self.moto)
+        super().__init__("kinesalite", moto_stderr=subprocess.PIPE)
+        self.moto = self.procs[0]
         self.moto_log = Stamped(self.moto.stderr)
-        self.url = f"http://127.0.0.1:{port}"
-        kport = free_port()
-        self.procs.append(start_kinesalite(kport))
-        self.kurl = f"http://127.0.0.1:{kport}"
-        wait_port(kport)
-        wait_port(port)
-        self.env = {"AWS_ENDPOINT_URL": self.url, "AWS_ENDPOINT_URL_KINESIS": self.kurl,
-                    "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true", "AWS_EC2_METADATA_DISABLED": "true"}
-
-    def client(self, service):
-        return boto3.client(service, endpoint_url=self.kurl if service == "kinesis" else self.url,
-                            region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
-
-    def stop(self):
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
 
 def event(etype, created_at, n):

@@ -64,11 +64,13 @@ def mean(values):
 
 
 class Emulators:
-    def __init__(self, kinesis):
+    """moto (S3, DynamoDB; its request log on stderr, `moto_stderr`) and the Kinesis emulator."""
+
+    def __init__(self, kinesis, moto_stderr=subprocess.DEVNULL):
         self.procs = []
         port = free_port()
         self.procs.append(subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                           stdout=subprocess.DEVNULL, stderr=moto_stderr))
         self.url = f"http://127.0.0.1:{port}"
         self.kurl = self.url
         if kinesis == "kinesalite":
