@@ -181,8 +181,8 @@ pub const CATCH_UP_PAUSE: Duration = Duration::from_millis(200);
 /// `limit`). A full answer, or one more than a poll interval behind the tip, means a backlog: go on
 /// after [`CATCH_UP_PAUSE`]. Otherwise the reader is at the tip: wait the poll interval,
 /// so one call brings what arrived meanwhile. Polling again at once after every partial
-/// answer made ~50 calls a second per shard at 250 records/s, each returning a few
-/// records: most of the service's CPU (issue 16), and over the 5 calls/s limit on AWS.
+/// answer made many calls a second per shard, each returning a few records: over the 5
+/// calls/s limit on AWS, and a fifth of the service's CPU at 1x (issue 16, measured).
 fn pause_after(got: usize, limit: i32, millis_behind: Option<i64>, poll: Duration) -> Duration {
     let full = usize::try_from(limit).is_ok_and(|l| got >= l);
     let behind =
