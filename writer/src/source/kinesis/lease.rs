@@ -399,12 +399,17 @@ pub fn plan(
                 .map(|l| (l.shard.clone(), l.counter)),
         );
         if take.len() == before {
-            // Steal one from the most loaded worker, if it holds more than its share.
-            if let Some((victim, count)) = per_owner
+            // Steal one from the most loaded worker when it holds at least two more than we
+            // would (then the move shrinks the spread, and a balanced table, every worker
+            // within one shard of the others, never thrashes). "More than its share" alone
+            // is not enough: workers holding nothing are invisible to the others, so with 8
+            // shards, 4 workers at 2 each and 4 idle, nobody exceeded ceil(8/5) = 2 and the
+            // idle ones stayed idle.
+            if let Some((victim, victim_count)) = per_owner
                 .iter()
                 .filter(|(o, _)| **o != me)
                 .max_by_key(|(_, c)| **c)
-                && *count > target
+                && *victim_count >= count + 2
                 && let Some(l) = active.iter().find(|l| l.owner.as_deref() == Some(victim))
             {
                 take.push((l.shard.clone(), l.counter));
@@ -521,6 +526,84 @@ mod tests {
         let p = plan(&leases, "me", &HashSet::new(), |_| false);
         assert_eq!(p.target, 2);
         assert_eq!(p.take.len(), 1);
+    }
+
+    #[test]
+    fn an_idle_worker_steals_when_its_peers_hold_exactly_their_share() {
+        // 8 shards, 4 workers with 2 each, a fifth with none: its share is ceil(8/5) = 2,
+        // nobody holds more than that, yet it holds 2 fewer than they do (issue 15: 8
+        // writers on 8 shards left 4 of them idle).
+        let leases: Vec<Lease> = (0..8)
+            .map(|i| {
+                lease(
+                    &format!("s{i}"),
+                    Some(format!("w{}", i / 2).as_str()),
+                    &[],
+                    false,
+                )
+            })
+            .collect();
+        let p = plan(&leases, "me", &HashSet::new(), |_| false);
+        assert_eq!(p.target, 2);
+        assert_eq!(p.take.len(), 1);
+        // One apart is balanced: no steal (it would only move the imbalance around).
+        let mut leases = leases;
+        leases[7].owner = Some("me".into());
+        let held: HashSet<&str> = ["s7"].into_iter().collect();
+        let p = plan(&leases, "me", &held, |_| false);
+        assert!(p.take.is_empty(), "{p:?}");
+    }
+
+    proptest::proptest! {
+        /// Lease rounds of every worker, from any start, end with every worker holding its
+        /// share to within one shard, and then nothing moves (no thrashing).
+        #[test]
+        fn lease_rounds_converge_to_an_even_spread_and_stay_there(
+            owners in proptest::collection::vec(proptest::option::of(0usize..12), 1..40),
+            workers in 1usize..12,
+        ) {
+            let name = |w: usize| format!("w{w}");
+            let mut leases: Vec<Lease> = owners
+                .iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    let owner = o.filter(|&w| w < workers).map(name);
+                    lease(&format!("s{i}"), owner.as_deref(), &[], false)
+                })
+                .collect();
+            let round = |leases: &mut Vec<Lease>| {
+                let mut moved = false;
+                for w in (0..workers).map(name) {
+                    let held: HashSet<String> = leases
+                        .iter()
+                        .filter(|l| l.owner.as_deref() == Some(w.as_str()))
+                        .map(|l| l.shard.clone())
+                        .collect();
+                    let held: HashSet<&str> = held.iter().map(String::as_str).collect();
+                    let p = plan(leases, &w, &held, |l| l.owner.is_none());
+                    for (shard, _) in p.take {
+                        if let Some(l) = leases.iter_mut().find(|l| l.shard == shard) {
+                            moved |= l.owner.as_deref() != Some(w.as_str());
+                            l.owner = Some(w.clone());
+                            l.counter += 1;
+                        }
+                    }
+                }
+                moved
+            };
+            let mut rounds = 0;
+            while round(&mut leases) {
+                rounds += 1;
+                proptest::prop_assert!(rounds <= leases.len() * workers, "no convergence");
+            }
+            let counts: Vec<usize> = (0..workers)
+                .map(|w| leases.iter().filter(|l| l.owner == Some(name(w))).count())
+                .collect();
+            proptest::prop_assert!(leases.iter().all(|l| l.owner.is_some()));
+            let (min, max) = (counts.iter().min(), counts.iter().max());
+            proptest::prop_assert!(max.zip(min).is_some_and(|(a, b)| a - b <= 1), "{counts:?}");
+            proptest::prop_assert!(!round(&mut leases), "moved after converging");
+        }
     }
 
     #[test]
