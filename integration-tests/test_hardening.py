@@ -12,11 +12,14 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
+import uuid
 
 from conftest import run
 from s3util import client
-from kinesis_env import GEN, Env, lines_for, put
+from expected import expected_from_lines
+from kinesis_env import END_TIME, GEN, Env, lines_for, put
 
 
 def _override(cmd, **flags):
@@ -186,3 +189,45 @@ def test_two_instances_one_killed_twice_both_exit_idle_with_everything_read(writ
                     p.kill()
         env.check_exact(lines_for(tmp_path, 2000, seed, **GEN))
         assert all("leaseOwner" not in i for i in _leases(env)), "every lease given back"
+
+
+def test_exit_when_caught_up_stops_while_records_keep_arriving(writer_bin, moto, tmp_path):
+    """The scheduled low-volume run (issue 15). At 1,000 events/h a record arrives every few
+    seconds, so `--exit-when-idle` never fired and each scheduled run lasted until
+    `--max-run-time`, as long as an always-on writer. `--exit-when-caught-up` commits and
+    stops once every shard was read to its tip; what arrives later waits for the next run,
+    which takes it exactly once."""
+    env = Env(writer_bin, moto, shards=2)
+    put(moto, env.stream, 300, 61, **GEN)
+    kinesis = client(moto, "kinesis")
+    stop, sent = threading.Event(), []
+
+    def trickle():  # one record every 0.3 s: never an idle second
+        while not stop.is_set():
+            e = {"event_uuid": str(uuid.uuid4()), "event_name": "trickle:tick", "created_at": int(time.time())}
+            kinesis.put_record(StreamName=env.stream, Data=json.dumps(e).encode(), PartitionKey=e["event_uuid"])
+            sent.append(e["event_uuid"])
+            stop.wait(0.3)
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    try:
+        t0 = time.time()
+        summary, _ = run(env.cmd("--exit-when-caught-up", "--max-run-time", "120s"), env=moto["env"], timeout=180)
+        took = time.time() - t0
+    finally:
+        stop.set()
+        t.join()
+    assert summary["exit_reason"] == "caught up", summary
+    assert took < 60, f"ran {took:.0f} s while records kept arriving"
+    expected, _, _ = expected_from_lines(lines_for(tmp_path, 300, 61, **GEN), END_TIME)
+    rows = env.rows()
+    assert set(expected) <= set(rows), "everything put before the run is committed by it"
+    assert len(rows) == len(set(rows)), "duplicate rows"
+    # The next run takes the rest, once.
+    summary, _ = run(env.cmd("--exit-when-caught-up"), env=moto["env"], timeout=180)
+    assert summary["exit_reason"] == "caught up", summary
+    rows = env.rows()
+    assert len(rows) == len(set(rows)), "duplicate rows"
+    assert {r[0] for r in rows} >= set(sent)
+    assert set(rows) == set(expected) | {r for r in rows if r[1] == "trickle"}

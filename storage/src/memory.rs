@@ -31,6 +31,18 @@ pub fn process_memory_limit_bytes() -> Option<u64> {
     )
 }
 
+/// Give memory the process has freed back to the operating system, where the allocator holds
+/// on to it (glibc keeps freed heap pages mapped, so a dropped index would not lower RSS).
+/// Walks the heap: call it after freeing a lot, not per allocation. A no-op elsewhere.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused pages of glibc's own heap to the kernel; it
+    // takes no pointers and is thread-safe (it locks each arena).
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The dedupe key-index budget (MiB) a process with `limit_bytes` of memory should default to:
 /// 40 % of it (the rest is for Arrow batches, Parquet encoding, object-store buffers and the
 /// rejected table's index), at least 64 MiB; 1024 MiB when the limit is unknown. Terraform

@@ -307,13 +307,15 @@ impl Pipeline {
         let known_event_types = existing_event_types(&events, &t.events_uri)?;
         let rejected = storage::open_or_create(&t.rejected_uri, &REJECTED, &t.storage).await?;
         let budget = config.dedupe.memory_budget_bytes;
-        let events = TableSink::new(t.events_uri.clone(), events, &EVENTS, budget);
+        let idle = config.dedupe.idle_evict;
+        let events = TableSink::new(t.events_uri.clone(), events, &EVENTS, budget, idle);
         // The rejected table is small; a fixed slice of the budget is plenty.
         let rejected = TableSink::new(
             t.rejected_uri.clone(),
             rejected,
             &REJECTED,
             (budget / 8).max(16 << 20),
+            idle,
         );
         Ok(Pipeline {
             config,

@@ -98,7 +98,7 @@ macro_rules! shown_by_display {
         }
     )*};
 }
-shown_by_display!(String, usize, u16, i64);
+shown_by_display!(String, usize, u16, i64, bool);
 
 impl Shown for Duration {
     fn shown(&self) -> String {
@@ -208,6 +208,12 @@ layered_settings! {
         /// 40% of the memory limit (cgroup limit in a container, else physical memory).
         #[arg(long, env = "WRITER_DEDUPE_MEMORY_MB")]
         pub dedupe_memory_mb: Option<usize>,
+        /// Partitions no batch has touched for this long leave the dedupe key index, budget
+        /// or not (a late event re-reads its partition's keys); `0` keeps them until the
+        /// budget needs the room.
+        #[arg(long, env = "WRITER_DEDUPE_IDLE_EVICT", value_parser = parse_duration)]
+        #[serde(default, deserialize_with = "de::duration")]
+        pub dedupe_idle_evict: Option<Duration>,
         /// Earliest plausible `created_at`, Unix seconds (the default is 2000-01-01).
         #[arg(long, env = "WRITER_MIN_CREATED_AT", allow_negative_numbers = true)]
         pub min_created_at: Option<i64>,
@@ -281,6 +287,12 @@ layered_settings! {
         #[arg(long, env = "WRITER_EXIT_WHEN_IDLE", value_parser = parse_duration)]
         #[serde(default, deserialize_with = "de::duration")]
         pub exit_when_idle: Option<Duration>,
+        /// Commit and stop cleanly once every shard of the stream this instance reads was
+        /// read to its tip (an answer neither full nor behind) and none is left unread: the
+        /// scheduled low-volume run, on a stream with no idle gaps for `--exit-when-idle`.
+        /// Records arriving after that wait for the next run.
+        #[arg(long, env = "WRITER_EXIT_WHEN_CAUGHT_UP", num_args = 0..=1, default_missing_value = "true")]
+        pub exit_when_caught_up: Option<bool>,
         /// Stop cleanly (flush, checkpoint, release leases) this long after starting, whatever
         /// is still readable: the cap of a scheduled run (low-volume profile), so a run started
         /// every N minutes never outlives its period when traffic has no idle gaps.
@@ -332,6 +344,7 @@ impl Settings for PipelineSettings {
             dedupe_memory_mb: Some(storage::memory::default_dedupe_memory_mb(
                 storage::memory::process_memory_limit_bytes(),
             )),
+            dedupe_idle_evict: Some(crate::config::DEFAULT_DEDUPE_IDLE_EVICT),
             min_created_at: Some(rules.min_created_at),
             max_future: Some(Duration::from_secs(rules.max_future_secs.unsigned_abs())),
             event_type_pattern: Some(
@@ -529,6 +542,11 @@ impl PipelineSettings {
                 memory_budget_bytes: required::<S, _>(self.dedupe_memory_mb, "dedupe_memory_mb")?
                     .max(1)
                     .saturating_mul(1 << 20),
+                idle_evict: Some(required::<S, _>(
+                    self.dedupe_idle_evict,
+                    "dedupe_idle_evict",
+                )?)
+                .filter(|d| !d.is_zero()),
             },
             validation: ValidationRules {
                 min_created_at: required::<S, _>(self.min_created_at, "min_created_at")?,
@@ -590,6 +608,7 @@ impl RunSettings {
             metrics_port: (port != 0).then_some(port),
             shutdown_deadline: required::<S, _>(self.shutdown_deadline, "shutdown_deadline")?,
             exit_when_idle: self.exit_when_idle,
+            exit_when_caught_up: self.exit_when_caught_up.unwrap_or(false),
             max_run_time: self.max_run_time,
             poll_interval: required::<S, _>(self.poll_interval, "poll_interval")?,
             records_per_call: RECORDS_PER_CALL,
@@ -782,7 +801,7 @@ mod tests {
 
     /// Values clap may accept for a flag, tried in order; a new flag whose type takes none
     /// of them fails the test below with a request to add one.
-    const SAMPLES: [&str; 3] = ["7", "dynamodb", "LATEST"];
+    const SAMPLES: [&str; 4] = ["7", "dynamodb", "LATEST", "true"];
 
     /// Every long flag of `writer run` is a TOML key (`-` → `_`) meaning the same thing, so a
     /// setting cannot be added to the flags and be missing from the file.
@@ -995,7 +1014,7 @@ mod tests {
         }
         let file = parse_run_file(
             "max_batch_events = 30\nmax_batch_bytes = 31\ndedupe_memory_mb = 32\n\
-             [flush]\nmax_latency = \"33s\"\n",
+             dedupe_idle_evict = \"0\"\n[flush]\nmax_latency = \"33s\"\n",
         )
         .expect("file");
         // The command is built here, so its flags read this process's environment.
@@ -1013,6 +1032,10 @@ mod tests {
             cfg.pipeline.dedupe.memory_budget_bytes,
             32 << 20,
             "file over default"
+        );
+        assert_eq!(
+            cfg.pipeline.dedupe.idle_evict, None,
+            "0 turns eviction by age off"
         );
         assert_eq!(cfg.lease_duration, Duration::from_secs(10), "default");
         println!("{CHILD_DONE}");
@@ -1032,6 +1055,8 @@ mod tests {
             "[default: 9898]".to_string(),
             "[default: TRIM_HORIZON]".to_string(),
             "[default: delta_log]".to_string(),
+            "--dedupe-idle-evict <DEDUPE_IDLE_EVICT> Partitions no batch has touched".to_string(),
+            "[default: 1h]".to_string(),
             format!("[default: {memory}]"),
         ] {
             assert!(help.contains(&shown), "{shown} missing from:\n{help}");

@@ -135,6 +135,11 @@ pub struct Args {
     /// The writer's dedupe memory budget (`--dedupe-memory-mb`).
     #[arg(long, default_value_t = 1024)]
     pub dedupe_memory_mb: usize,
+    /// The writer's `--dedupe-idle-evict`, in *simulated* time (divided by the compression
+    /// like the table's retention properties); `0`: eviction by budget only.
+    #[arg(long, default_value = "1h", value_parser = storage::cli::parse_duration)]
+    #[serde(serialize_with = "secs")]
+    pub dedupe_idle_evict: Duration,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     pub log_format: String,

@@ -319,6 +319,9 @@ fn pipeline_config(args: &Args, storage: &StorageConfig) -> PipelineConfig {
         flush: FlushPolicy::default(),
         dedupe: DedupeConfig {
             memory_budget_bytes: args.dedupe_memory_mb << 20,
+            // The index ages by wall time, the week runs `compression` times faster.
+            idle_evict: Some(args.dedupe_idle_evict.div_f64(args.compression))
+                .filter(|d| !d.is_zero()),
         },
         validation: schemas::ValidationRules::default(),
         partition: Default::default(),

@@ -16,10 +16,12 @@ locals {
   writer_scheduled     = var.writer_mode == "scheduled"
   writer_schedule_name = "${var.name_prefix}-writer"
   writer_schedule_arn  = "arn:${local.partition}:scheduler:${local.region}:${local.account_id}:schedule/${var.name_prefix}/${local.writer_schedule_name}"
-  # --max-run-time caps a run one minute short of the period: traffic without idle gaps (a
-  # burst well above this mode's volume) still ends each run before the next one starts.
+  # A run stops once every shard was read to its tip and committed (--exit-when-caught-up:
+  # at 1,000 events/h a record arrives every ~4 s, so an idle gap alone rarely ends a run),
+  # or after an idle gap, whichever comes first. --max-run-time caps it one minute short of
+  # the period: a backlog that takes longer still ends each run before the next one starts.
   writer_command = local.writer_scheduled ? [
-    "writer", "run", "--exit-when-idle", var.writer_exit_when_idle,
+    "writer", "run", "--exit-when-caught-up", "--exit-when-idle", var.writer_exit_when_idle,
     "--max-run-time", "${var.writer_schedule_minutes - 1}m",
   ] : ["writer", "run"]
 

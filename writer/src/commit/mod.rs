@@ -88,9 +88,10 @@ impl TableSink {
         table: DeltaTable,
         def: &'static TableDef,
         memory_budget: usize,
+        idle_evict: Option<std::time::Duration>,
     ) -> Self {
         TableSink {
-            index: KeyIndex::new(def, uri.clone(), memory_budget),
+            index: KeyIndex::new(def, uri.clone(), memory_budget, idle_evict),
             log: LogFollower::new(uri.clone(), table),
             checkpoints: Checkpoints::new(uri.clone()),
             uri,

@@ -66,9 +66,19 @@ pub(super) struct ScopeKeys {
     text_bytes: usize,
     /// The index's tick when a batch last probed this scope (for LRU eviction).
     pub(super) last_used: u64,
+    /// When a batch last probed this scope, or it was loaded (for eviction by age).
+    pub(super) touched: Option<std::time::Instant>,
 }
 
 impl ScopeKeys {
+    /// No keys yet, loaded or probed at `at` (the idle clock starts there).
+    pub(super) fn touched_at(at: std::time::Instant) -> Self {
+        ScopeKeys {
+            touched: Some(at),
+            ..ScopeKeys::default()
+        }
+    }
+
     pub(super) fn insert(&mut self, key: &Key) {
         match key {
             Key::Uuid(u) => {

@@ -21,6 +21,9 @@
 //! text), otherwise the text itself. Loaded partitions are kept up to a memory budget and
 //! evicted least-recently-used; a partition that alone exceeds the budget is not cached but
 //! probed by streaming its key column past the batch's keys (memory bounded by the batch).
+//! A partition no batch has probed for the idle period is evicted whatever the budget: with
+//! partitions by day, yesterday's keys are otherwise held until the budget is reached, so
+//! memory grew day after day (issue 14); a late event re-reads its partition.
 //!
 //! # Scope
 //! For the events table the scope is the partition (`event_type`, `created_date`): a re-sent
@@ -31,6 +34,7 @@ mod key;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use deltalake::{DeltaTable, ObjectStore};
 use futures::{StreamExt, TryStreamExt};
@@ -69,6 +73,8 @@ pub struct KeyIndex {
     scopes: HashMap<Scope, ScopeKeys>,
     /// Bytes the loaded scopes may take before the least recently used are evicted.
     budget: usize,
+    /// Scopes not probed for this long are evicted (`None`: only by budget).
+    idle_evict: Option<Duration>,
     /// Incremented per lookup; a scope's `last_used` is the tick of its last lookup.
     tick: u64,
     /// Counters of the key side (the log side's are the follower's).
@@ -84,6 +90,8 @@ pub struct IndexStats {
     pub keys_loaded: u64,
     /// Scopes evicted (least recently used) to stay within the memory budget.
     pub scopes_evicted: u64,
+    /// Scopes evicted because no batch had probed them for the idle period.
+    pub scopes_idle_evicted: u64,
     /// Lookups in a scope too large for the budget, answered by streaming its key column
     /// (each re-reads the scope's files: a sign the budget is too small).
     pub scopes_streamed: u64,
@@ -119,12 +127,18 @@ pub struct UnloadedScopes {
 pub type Found = HashMap<Scope, HashSet<Key>>;
 
 impl KeyIndex {
-    pub fn new(def: &'static TableDef, table_name: impl Into<String>, budget: usize) -> Self {
+    pub fn new(
+        def: &'static TableDef,
+        table_name: impl Into<String>,
+        budget: usize,
+        idle_evict: Option<Duration>,
+    ) -> Self {
         KeyIndex {
             def,
             table_name: table_name.into(),
             scopes: HashMap::new(),
             budget,
+            idle_evict,
             tick: 0,
             stats: IndexStats::default(),
         }
@@ -277,11 +291,14 @@ impl KeyIndex {
         unloaded: UnloadedScopes,
     ) -> Result<Found, LakeError> {
         self.tick += 1;
-        let streamed = self.load(store.clone(), unloaded, candidates).await?;
+        let now = Instant::now();
+        self.evict_idle(now, candidates);
+        let streamed = self.load(store.clone(), unloaded, candidates, now).await?;
         let mut found: Found = HashMap::new();
         for (scope, keys) in candidates {
             if let Some(sk) = self.scopes.get_mut(scope) {
                 sk.last_used = self.tick;
+                sk.touched = Some(now);
                 for &k in keys {
                     if sk.contains(k) {
                         found.entry(scope.clone()).or_default().insert(k.clone());
@@ -307,6 +324,7 @@ impl KeyIndex {
         store: Arc<dyn ObjectStore>,
         mut unloaded: UnloadedScopes,
         candidates: &HashMap<Scope, Vec<&Key>>,
+        now: Instant,
     ) -> Result<FilesByScope, LakeError> {
         let mut streamed: FilesByScope = HashMap::new();
         let mut loading: Vec<(Scope, ScopeKeys)> = Vec::new();
@@ -325,7 +343,7 @@ impl KeyIndex {
             promised += estimate;
             let tag = loading.len();
             files.extend(scope_files.into_iter().map(|(p, n)| (tag, p, n)));
-            let mut keys = ScopeKeys::default();
+            let mut keys = ScopeKeys::touched_at(now);
             keys.uuids.reserve(records);
             loading.push((scope, keys));
         }
@@ -376,6 +394,26 @@ impl KeyIndex {
             if let Some(sk) = self.scopes.get_mut(scope) {
                 sk.insert(key);
             }
+        }
+    }
+
+    /// Evict the scopes not in `keep` that no batch has probed for the idle period, and give
+    /// their memory back to the operating system.
+    fn evict_idle(&mut self, now: Instant, keep: &HashMap<Scope, Vec<&Key>>) {
+        let Some(idle) = self.idle_evict else { return };
+        let before = self.scopes.len();
+        self.scopes.retain(|scope, sk| {
+            keep.contains_key(scope)
+                || sk
+                    .touched
+                    .is_none_or(|t| now.saturating_duration_since(t) <= idle)
+        });
+        let evicted = before - self.scopes.len();
+        if evicted > 0 {
+            self.stats.scopes_idle_evicted += evicted as u64;
+            // Without this, glibc keeps the freed hash tables in its heap and RSS never
+            // falls (the eviction would only stop the growth).
+            storage::memory::release_freed_memory();
         }
     }
 
@@ -437,5 +475,62 @@ impl KeyIndex {
         self.stats.files_read += n as u64;
         self.stats.keys_loaded += keys_read;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(day: &str) -> Scope {
+        vec![Some("payment".into()), Some(day.into())]
+    }
+
+    fn index_with(idle: Option<Duration>, touched: &[(&str, Instant)]) -> KeyIndex {
+        let mut index = KeyIndex::new(&schemas::table::EVENTS, "t", 1 << 30, idle);
+        for (i, (day, at)) in touched.iter().enumerate() {
+            let mut keys = ScopeKeys::touched_at(*at);
+            keys.insert(&Key::of(&format!("key-{i}")));
+            index.scopes.insert(scope(day), keys);
+        }
+        index
+    }
+
+    #[test]
+    fn scopes_idle_longer_than_the_period_are_evicted_unless_the_batch_needs_them() {
+        let t0 = Instant::now();
+        let hour = Duration::from_secs(3600);
+        let mut index = index_with(
+            Some(hour),
+            &[
+                ("2024-03-15", t0),
+                ("2024-03-16", t0),
+                ("2024-03-17", t0 + hour),
+            ],
+        );
+        let key = Key::of("k");
+        let keep: HashMap<Scope, Vec<&Key>> = [(scope("2024-03-16"), vec![&key])].into();
+        // Exactly the idle period is not yet idle.
+        index.evict_idle(t0 + hour, &keep);
+        assert_eq!(index.scopes.len(), 3);
+        index.evict_idle(t0 + hour + Duration::from_millis(1), &keep);
+        let mut left: Vec<_> = index.scopes.keys().cloned().collect();
+        left.sort();
+        assert_eq!(left, vec![scope("2024-03-16"), scope("2024-03-17")]);
+        assert_eq!(index.stats().scopes_idle_evicted, 1);
+        // An evicted scope is simply unloaded: the next lookup re-reads it.
+        assert_eq!(
+            index.unloaded(&[(scope("2024-03-15"), vec![&key])].into()),
+            vec![scope("2024-03-15")]
+        );
+    }
+
+    #[test]
+    fn without_an_idle_period_only_the_budget_evicts() {
+        let t0 = Instant::now();
+        let mut index = index_with(None, &[("2024-03-15", t0)]);
+        index.evict_idle(t0 + Duration::from_secs(86_400 * 30), &HashMap::new());
+        assert_eq!(index.scopes.len(), 1);
+        assert_eq!(index.stats().scopes_idle_evicted, 0);
     }
 }

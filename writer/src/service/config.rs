@@ -32,6 +32,9 @@ pub struct ServiceConfig {
     pub shutdown_deadline: Duration,
     /// `--exit-when-idle`: stop once nothing was readable for this long (batch jobs, tests).
     pub exit_when_idle: Option<Duration>,
+    /// `--exit-when-caught-up`: commit and stop once every shard was read to its tip
+    /// (scheduled runs on a stream that never goes idle).
+    pub exit_when_caught_up: bool,
     /// `--max-run-time`: stop this long after starting (scheduled runs).
     pub max_run_time: Option<Duration>,
     /// Pause after an empty GetRecords.

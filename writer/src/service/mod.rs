@@ -148,8 +148,8 @@ impl Service {
         })
     }
 
-    /// Run until a signal, `exit_when_idle` or `max_run_time`; then flush, checkpoint,
-    /// release leases.
+    /// Run until a signal, `exit_when_idle`, `exit_when_caught_up` or `max_run_time`; then
+    /// flush, checkpoint, release leases.
     pub async fn run(mut self) -> Result<RunSummary, ServiceError> {
         let mut shutdown = signal::shutdown_signal();
         // Resolves with the cap once it has passed; never without one.
@@ -196,6 +196,15 @@ impl Service {
                 && self.idle_for(idle)
             {
                 break format!("idle for {idle:?}");
+            }
+            if self.cfg.exit_when_caught_up && self.shards.caught_up() {
+                // Commit what was read now rather than at the flush deadline: a scheduled
+                // run's work is done. A failed commit rewinds the readers (no longer at the
+                // tip), so the run goes on and tries again.
+                self.flush().await;
+                if self.buffer.is_empty() && self.shards.caught_up() {
+                    break "caught up".to_string();
+                }
             }
         };
         tracing::info!(reason = %reason, "stopping: flushing, checkpointing, releasing leases");

@@ -52,6 +52,8 @@ struct Shard {
     /// Last time the reader delivered anything (records, end or failure; an empty poll
     /// sends nothing): the `--exit-when-idle` clock.
     last_activity: Instant,
+    /// This reader has read up to the tip of the shard once (`--exit-when-caught-up`).
+    at_tip: bool,
 }
 
 /// What the "lease state" log line reports.
@@ -126,6 +128,11 @@ impl Shards {
         if state.generation != generation {
             return; // from a reader we already replaced
         }
+        if let ShardEvent::AtTip { .. } = ev {
+            // Not activity: the idle clock runs on records, ends and failures only.
+            state.at_tip = true;
+            return;
+        }
         state.last_activity = Instant::now();
         match ev {
             ShardEvent::Records {
@@ -144,6 +151,7 @@ impl Shards {
                 buffer.push(records, received, oldest_arrival);
             }
             ShardEvent::End { .. } => state.ended = true,
+            ShardEvent::AtTip { .. } => {}
             ShardEvent::Failed { error, .. } => {
                 let (txn, from) = (state.txn, state.committed.clone());
                 tracing::warn!(%shard, %error, ?from, "shard reader failed; restarting after the last committed record");
@@ -161,6 +169,13 @@ impl Shards {
                 .held
                 .values()
                 .all(|s| s.last_activity.elapsed() >= idle)
+    }
+
+    /// `--exit-when-caught-up`, the shard side: the latest lease scan shows no readable shard
+    /// unread, and every shard read has been read to its tip (or its end) by its current
+    /// reader: all records written to the stream before that moment have been delivered.
+    pub fn caught_up(&self) -> bool {
+        self.unread == Some(0) && self.held.values().all(|s| s.at_tip || s.ended)
     }
 
     /// The `txn` version of a held shard (`None`: not held).
@@ -514,6 +529,7 @@ impl Shards {
             stop,
             ended: false,
             last_activity: Instant::now(),
+            at_tip: false,
         };
         if let Some(old) = self.held.insert(shard, state) {
             let _ = old.stop.send(true);

@@ -374,8 +374,8 @@ run "writer_scheduled_mode" {
     error_message = "writer_mode scheduled: no scaling policies, whatever writer_max_count says."
   }
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.writer.container_definitions)[0].command == ["writer", "run", "--exit-when-idle", "30s", "--max-run-time", "14m"]
-    error_message = "A scheduled run is `writer run --exit-when-idle <writer_exit_when_idle> --max-run-time <period - 1 minute>`."
+    condition     = jsondecode(aws_ecs_task_definition.writer.container_definitions)[0].command == ["writer", "run", "--exit-when-caught-up", "--exit-when-idle", "30s", "--max-run-time", "14m"]
+    error_message = "A scheduled run is `writer run --exit-when-caught-up --exit-when-idle <writer_exit_when_idle> --max-run-time <period - 1 minute>`."
   }
   assert {
     condition = (

@@ -127,6 +127,10 @@ pub enum ShardEvent {
     End { shard: Arc<str> },
     /// The reader failed; the service will restart it from the checkpoint.
     Failed { shard: Arc<str>, error: String },
+    /// The reader got its first answer at the tip of the shard (everything written before
+    /// that call was delivered): `--exit-when-caught-up` waits for it on every shard. Sent
+    /// once per reader, after the records of that answer.
+    AtTip { shard: Arc<str> },
 }
 
 impl ShardEvent {
@@ -135,6 +139,7 @@ impl ShardEvent {
         match self {
             ShardEvent::Records { shard, .. }
             | ShardEvent::End { shard }
+            | ShardEvent::AtTip { shard }
             | ShardEvent::Failed { shard, .. } => shard,
         }
     }
@@ -184,14 +189,21 @@ pub const CATCH_UP_PAUSE: Duration = Duration::from_millis(200);
 /// answer made many calls a second per shard, each returning a few records: over the 5
 /// calls/s limit on AWS, and a fifth of the service's CPU at 1x (issue 16, measured).
 fn pause_after(got: usize, limit: i32, millis_behind: Option<i64>, poll: Duration) -> Duration {
+    if at_tip(got, limit, millis_behind, poll) {
+        poll
+    } else {
+        CATCH_UP_PAUSE.min(poll)
+    }
+}
+
+/// Whether an answer of `got` records (of at most `limit`) shows the reader at the tip of
+/// the shard: not full, and not more than a poll interval behind (`MillisBehindLatest`,
+/// when the service reports it; an emulator may not).
+fn at_tip(got: usize, limit: i32, millis_behind: Option<i64>, poll: Duration) -> bool {
     let full = usize::try_from(limit).is_ok_and(|l| got >= l);
     let behind =
         millis_behind.is_some_and(|m| u128::try_from(m).is_ok_and(|m| m > poll.as_millis()));
-    if full || behind {
-        CATCH_UP_PAUSE.min(poll)
-    } else {
-        poll
-    }
+    !full && !behind
 }
 
 /// Longest pause between retries of a failing call; a reader whose GetRecords keeps failing
@@ -213,6 +225,7 @@ pub async fn read_shard(
         },
         iterator: None,
         backoff: spec.poll,
+        reported_tip: false,
         client,
         spec,
         tx,
@@ -254,6 +267,8 @@ struct Reader {
     /// Pause before the next retry of a failed call; doubles up to [`MAX_BACKOFF`], back to
     /// the poll interval after a successful GetRecords.
     backoff: Duration,
+    /// [`ShardEvent::AtTip`] was sent.
+    reported_tip: bool,
 }
 
 impl Reader {
@@ -344,12 +359,16 @@ impl Reader {
         if self.iterator.is_none() {
             return self.end().await;
         }
-        let pause = pause_after(
-            out.records().len(),
-            self.spec.limit,
-            out.millis_behind_latest(),
-            self.spec.poll,
-        );
+        let got = out.records().len();
+        let behind = out.millis_behind_latest();
+        if !self.reported_tip && at_tip(got, self.spec.limit, behind, self.spec.poll) {
+            self.reported_tip = true;
+            let shard = shard.clone();
+            if self.tx.send(ShardEvent::AtTip { shard }).await.is_err() {
+                return Step::Stop;
+            }
+        }
+        let pause = pause_after(got, self.spec.limit, behind, self.spec.poll);
         if sleep_or_stop(&mut self.stop, pause).await {
             return Step::Stop;
         }
