@@ -206,6 +206,9 @@ fn parse_partition(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: glibc's per-thread arenas otherwise keep freed batches
+    // resident (measured: BENCHMARKS.md, issue 16). `MALLOC_ARENA_MAX` set by the caller wins.
+    storage::memory::limit_malloc_arenas(2);
     let cli = Cli::parse();
     storage::cli::init_logging(&cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

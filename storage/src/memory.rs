@@ -43,6 +43,25 @@ pub fn release_freed_memory() {
     }
 }
 
+/// Cap glibc's malloc arenas at `arenas` unless `MALLOC_ARENA_MAX` is set. glibc gives each
+/// thread that contends for the heap its own arena (up to 8 per core), and memory freed on one
+/// thread stays in that thread's arena: with rayon, tokio and reader threads sharing batches,
+/// RSS ends up several times the live heap. Call first thing in `main`, before any thread
+/// starts (arenas already created stay). A no-op elsewhere.
+pub fn limit_malloc_arenas(arenas: i32) {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's allocator parameters; called before other threads
+    // exist, it races with no allocation.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = arenas;
+}
+
 /// The dedupe key-index budget (MiB) a process with `limit_bytes` of memory should default to:
 /// 40 % of it (the rest is for Arrow batches, Parquet encoding, object-store buffers and the
 /// rejected table's index), at least 64 MiB; 1024 MiB when the limit is unknown. Terraform

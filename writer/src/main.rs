@@ -74,6 +74,9 @@ fn cli_command() -> clap::Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: glibc's per-thread arenas otherwise keep freed batches
+    // resident (measured: BENCHMARKS.md, issue 16). `MALLOC_ARENA_MAX` set by the caller wins.
+    storage::memory::limit_malloc_arenas(2);
     let cli = match Cli::from_arg_matches(&cli_command().get_matches()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
