@@ -27,6 +27,12 @@ pub struct FlushPolicy {
     pub max_latency: Duration,
 }
 
+/// `writer ingest`'s default batch cap, half the service's: with two batches in flight, each
+/// holding its decoded rows and payloads, 200k-event batches peaked at ~530 MiB RSS and 100k at
+/// ~350 MiB, at the same wall time (BENCHMARKS.md, session 10). The service keeps 200k: there
+/// the cap bounds commits per second at high volume, not a file's backlog.
+pub const INGEST_MAX_BATCH_EVENTS: usize = 100_000;
+
 impl Default for FlushPolicy {
     fn default() -> Self {
         FlushPolicy {

@@ -190,7 +190,8 @@ layered_settings! {
         /// Spark writers); default: the table URI's scheme.
         #[arg(long, env = "WRITER_LOCK_PATH_SCHEME")]
         pub lock_path_scheme: Option<String>,
-        /// Maximum events per batch (one commit per table per batch). File: also
+        /// Maximum events per batch (one commit per table per batch). `ingest` defaults to
+        /// half of `run`'s: it holds two batches in memory at once. File: also
         /// `[flush] max_events`.
         #[arg(long, env = "WRITER_MAX_BATCH_EVENTS")]
         pub max_batch_events: Option<usize>,
@@ -330,13 +331,14 @@ impl Layer for FlushTable {
     fn describe(&self, _name: &'static str, _out: &mut Vec<(&'static str, String)>) {}
 }
 
+/// `ingest`'s defaults (`run`'s are [`RunSettings`]' and differ in the batch cap).
 impl Settings for PipelineSettings {
     fn defaults() -> Self {
         let flush = FlushPolicy::default();
         let rules = ValidationRules::default();
         PipelineSettings {
             lock_table: Some(storage::lock::DEFAULT_LOCK_TABLE.into()),
-            max_batch_events: Some(flush.max_events),
+            max_batch_events: Some(crate::config::INGEST_MAX_BATCH_EVENTS),
             max_batch_bytes: Some(flush.max_bytes),
             flush_interval: Some(flush.max_latency),
             // 40% of the memory this process may really use (the container's cgroup limit,
@@ -368,7 +370,10 @@ impl Settings for PipelineSettings {
 impl Settings for RunSettings {
     fn defaults() -> Self {
         RunSettings {
-            pipeline: PipelineSettings::defaults(),
+            pipeline: PipelineSettings {
+                max_batch_events: Some(FlushPolicy::default().max_events),
+                ..PipelineSettings::defaults()
+            },
             lease_table: Some("events_lake_leases".into()),
             start_position: Some(StartPosition::TrimHorizon),
             lease_duration: Some(Duration::from_secs(10)),
@@ -1039,6 +1044,28 @@ mod tests {
         );
         assert_eq!(cfg.lease_duration, Duration::from_secs(10), "default");
         println!("{CHILD_DONE}");
+    }
+
+    #[test]
+    fn ingest_batches_default_to_half_the_services() {
+        // `ingest` holds two full batches in memory; `run`'s cap bounds its commit rate.
+        assert_eq!(
+            PipelineSettings::defaults().max_batch_events,
+            Some(crate::config::INGEST_MAX_BATCH_EVENTS)
+        );
+        let run = RunSettings::defaults().pipeline;
+        assert_eq!(
+            run.max_batch_events,
+            Some(FlushPolicy::default().max_events)
+        );
+        assert_eq!(
+            run,
+            PipelineSettings {
+                max_batch_events: run.max_batch_events,
+                ..PipelineSettings::defaults()
+            },
+            "only the batch cap differs"
+        );
     }
 
     #[test]
