@@ -92,6 +92,9 @@ def driver_sample(s):
     }
     if num(s.get("writer_rss_kib")) is not None:
         flat["rss_bytes"] = num(s["writer_rss_kib"]) * 1024
+    index = s.get("dedupe_index") or {}
+    if num(index.get("bytes_held")) is not None:
+        flat["index_bytes"] = num(index["bytes_held"])
     data, live = num(listing.get("data_bytes")), num(opened.get("live_bytes"))
     if data is not None and live is not None:
         # Samples follow the hourly `compactor run`, whose vacuum leaves only the files some
@@ -105,6 +108,15 @@ def driver_sample(s):
             "peak_rss_bytes": (num(last.get("peak_rss_kib")) or 0) * 1024 or None,
             "summary": last.get("summary") or {},
         }
+        # What the retention windows protect besides the latest version: the data files the
+        # run's vacuum kept for time travel or as recent uploads (it deletes the rest) and the
+        # `_delta_log`, whose entries the run's checkpoint step expires past
+        # `delta.logRetentionDuration`.
+        vac = (last.get("summary") or {}).get("vacuum") or {}
+        kept = [num(vac.get(k)) for k in ("bytes_kept_for_time_travel", "bytes_kept_recent")]
+        log_bytes = num(listing.get("log_bytes"))
+        if None not in kept and log_bytes is not None:
+            flat["retention_protected_bytes"] = sum(kept) + log_bytes
     for k, v in flat.items():
         if k not in s or isinstance(s.get(k), list):
             s[k] = v
@@ -257,6 +269,8 @@ def metrics(run):
          statistics.median, None),
         ("compactor run (s)", run.s(lambda o: num(get(o, "compactor", "duration_ms")) / 1000), statistics.median,
          "flat"),
+        ("writer dedupe index (MiB, at samples)", run.s(lambda o: num(o.get("index_bytes")) / MIB),
+         statistics.median, None),
         ("compactor peak RSS (MiB)", run.s(lambda o: num(get(o, "compactor", "peak_rss_bytes")) / MIB),
          statistics.median, None),
         ("compactor files rewritten", run.s(compactor_files_rewritten), statistics.median, None),
@@ -463,6 +477,7 @@ def plot(run, out):
     line(a, [(x, v / MIB) for x, v in run.c("rss_bytes")], "writer RSS", color="C0")
     line(a, run.s(lambda o: num(get(o, "compactor", "peak_rss_bytes")) / MIB), "compactor peak RSS",
          color="C1", ls="", marker=".", ms=4)
+    line(a, run.s(lambda o: num(o.get("index_bytes")) / MIB), "writer dedupe index", color="C2")
     finish(a, "memory", "MiB")
 
     # 3 files

@@ -131,6 +131,12 @@ pub struct VacuumSummary {
     pub files_kept_for_time_travel: u64,
     /// Unreferenced, but modified within the retention (perhaps a live writer's upload).
     pub files_kept_recent: u64,
+    /// Bytes of the data files the latest version reads, of those kept for time travel and
+    /// of those kept as recent: with `bytes_deleted`, every data byte listed. What the
+    /// retention window protects is the sum of the three (issue 14's storage goal).
+    pub bytes_live: u64,
+    pub bytes_kept_for_time_travel: u64,
+    pub bytes_kept_recent: u64,
     /// The oldest version time travel can still read after this vacuum.
     pub oldest_version_kept: i64,
     /// Commits made (the `VACUUM START`/`VACUUM END` pair; none on a dry run or when
@@ -259,6 +265,10 @@ struct Plan {
     kept_for_time_travel: u64,
     /// Unreferenced, kept because modified within the retention.
     kept_recent: u64,
+    /// Bytes of the live files, and of the two kinds kept above.
+    live_bytes: u64,
+    kept_for_time_travel_bytes: u64,
+    kept_recent_bytes: u64,
 }
 
 /// Rules 1-3 of the module docs over `data` (already filtered by [`is_data_file`]).
@@ -286,13 +296,16 @@ fn plan(
     for f in data {
         let key = canonical(&f.location);
         if protected.live.contains(&key) {
+            out.live_bytes += f.size;
             continue;
         }
         let referenced = protected.window.contains(&key);
         if referenced {
             out.kept_for_time_travel += 1;
+            out.kept_for_time_travel_bytes += f.size;
         } else if f.last_modified_ms >= cutoff_ms {
             out.kept_recent += 1;
+            out.kept_recent_bytes += f.size;
         } else {
             out.unreferenced += 1;
             out.delete.push(f.clone());
@@ -370,6 +383,9 @@ impl Compactor {
             files_scanned: listing.data.len() as u64,
             files_kept_for_time_travel: plan.kept_for_time_travel,
             files_kept_recent: plan.kept_recent,
+            bytes_live: plan.live_bytes,
+            bytes_kept_for_time_travel: plan.kept_for_time_travel_bytes,
+            bytes_kept_recent: plan.kept_recent_bytes,
             unreferenced_deleted: plan.unreferenced,
             oldest_version_kept: oldest,
             table_version: latest as i64,
@@ -818,6 +834,15 @@ mod tests {
         assert_eq!(
             (p.kept_for_time_travel, p.kept_recent, p.unreferenced),
             (1, 1, 2)
+        );
+        // Every listed byte is live, kept or deleted.
+        assert_eq!(
+            (
+                p.live_bytes,
+                p.kept_for_time_travel_bytes,
+                p.kept_recent_bytes
+            ),
+            (10, 20, 50)
         );
     }
 

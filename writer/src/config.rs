@@ -44,20 +44,22 @@ impl Default for FlushPolicy {
 }
 
 /// Dedupe memory: keys of recently touched partitions are kept in memory up to a budget;
-/// beyond it the least recently used partitions are dropped and re-read on demand. A
-/// partition no batch has touched for `idle_evict` is dropped too, budget or not.
+/// beyond it the least recently used partitions are dropped and re-read on demand. Every
+/// `idle_evict` period each partition is judged: none of its keys probed, dropped; fewer
+/// than [`crate::dedupe::DEMOTE_BELOW_PROBES`] probed, its keys become a Bloom filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DedupeConfig {
     pub memory_budget_bytes: usize,
     /// Why: the budget alone lets every past day's partitions stay until the budget is full,
-    /// so the writer's memory grows for days after a restart and then sits at the budget
-    /// (issue 14). Past days are touched only by late events, which re-read the partition's
-    /// (by then compacted) files. `None`: never by age, only by budget.
+    /// so the writer's memory grew for days after a restart and then sat at the budget
+    /// (issue 14). Past days are probed only by late events: held as filters they cost ~1.2
+    /// bytes a key, and a key a filter may hold reloads the partition's (by then compacted)
+    /// files, so the answer stays exact. `None`: neither, only the budget evicts.
     pub idle_evict: Option<Duration>,
 }
 
 /// Default of [`DedupeConfig::idle_evict`]: an hour covers the usual late arrivals (a
-/// partition touched once an hour stays loaded) and is the compactor's cadence, so a
+/// partition touched once an hour stays held) and is the compactor's cadence, so a
 /// partition re-read after it is read from compacted files.
 pub const DEFAULT_DEDUPE_IDLE_EVICT: Duration = Duration::from_secs(3600);
 

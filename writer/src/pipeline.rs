@@ -230,6 +230,13 @@ impl CapOutcome {
 }
 
 impl PartitionPolicy {
+    /// Whether decoded records must keep their input bytes past decoding: only the
+    /// new-partition cap can turn an accepted event into a rejected one (which stores its
+    /// raw input), so without a cap the bytes are released as soon as a batch is decoded.
+    fn keeps_raw(&self) -> bool {
+        self.max_new_partitions_per_batch.is_some()
+    }
+
     fn cap(
         &self,
         known: &HashSet<String>,
@@ -375,7 +382,7 @@ impl Pipeline {
     ) -> Result<BatchReport, PipelineError> {
         let rules = self.config.validation;
         let partitions = &self.config.partition.rules;
-        let keep_raw = self.config.partition.max_new_partitions_per_batch.is_some();
+        let keep_raw = self.config.partition.keeps_raw();
         let prepared =
             tokio::task::block_in_place(|| Prepared::new(records, &rules, partitions, keep_raw));
         self.commit(source, &prepared, txns, expect, extra_meta)
@@ -620,7 +627,7 @@ pub async fn ingest<S: Source>(
     let started = Instant::now();
     let mut pipeline = Pipeline::open(config).await?;
     let partitions = Arc::new(pipeline.policy().rules.clone());
-    let keep_raw = pipeline.policy().max_new_partitions_per_batch.is_some();
+    let keep_raw = pipeline.policy().keeps_raw();
     let rules = pipeline.config().validation;
     let mut batcher = Batcher::new(pipeline.config().flush);
     let name: Arc<str> = source.name();

@@ -423,6 +423,7 @@ impl Soak {
             "compactor": std::mem::take(&mut self.finished),
             "writer_rss_kib": mem.rss_kib,
             "writer_hwm_kib": mem.hwm_kib,
+            "dedupe_index": self.pipeline.events.index_stats(),
             "probe": probe,
             "sample_ms": started.elapsed().as_secs_f64() * 1000.0,
         });

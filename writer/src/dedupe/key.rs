@@ -1,6 +1,10 @@
 //! Dedupe keys and the exact key set of one scope.
 
+use std::time::Instant;
+
 use hashbrown::HashSet;
+
+use super::filter::KeyFilter;
 
 /// A dedupe key: canonical UUIDs compactly, anything else verbatim.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -55,68 +59,117 @@ const HEX_DIGIT: [u8; 256] = {
     t
 };
 
-/// Every key the table holds in one scope, at the index's version.
-#[derive(Debug, Default)]
+/// Every key the table holds in one scope at the index's version: exactly, or, for a scope
+/// batches rarely probe, as a filter that answers "certainly absent" or "maybe present".
+#[derive(Debug)]
 pub(super) struct ScopeKeys {
+    held: Held,
+    /// When a batch last probed this scope, or it was loaded: the least recently probed
+    /// scopes are evicted first when the memory budget is reached.
+    pub(super) last_probe: Instant,
+    /// Start of the current judging period (see `KeyIndex::age_out`).
+    pub(super) period_start: Instant,
+    /// Keys probed in this scope since `period_start`.
+    pub(super) probed: u64,
+}
+
+#[derive(Debug)]
+enum Held {
+    Exact(ExactKeys),
+    Filter(KeyFilter),
+}
+
+#[derive(Debug, Default)]
+struct ExactKeys {
     /// Keys that are canonical UUIDs, as numbers (16 bytes each instead of 36 + overhead).
-    pub(super) uuids: HashSet<u128>,
+    uuids: HashSet<u128>,
     /// All other keys, verbatim.
     texts: HashSet<Box<str>>,
     /// Bytes of text held by `texts` (for the memory budget).
     text_bytes: usize,
-    /// The index's tick when a batch last probed this scope (for LRU eviction).
-    pub(super) last_used: u64,
-    /// When a batch last probed this scope, or it was loaded (for eviction by age).
-    pub(super) touched: Option<std::time::Instant>,
 }
 
 impl ScopeKeys {
-    /// No keys yet, loaded or probed at `at` (the idle clock starts there).
-    pub(super) fn touched_at(at: std::time::Instant) -> Self {
+    /// An exact, empty key set with room for `capacity` keys, loaded (or probed) at `at`: the
+    /// idle clock and the judging period start there.
+    pub(super) fn exact_at(at: Instant, capacity: usize) -> Self {
+        let mut exact = ExactKeys::default();
+        exact.uuids.reserve(capacity);
         ScopeKeys {
-            touched: Some(at),
-            ..ScopeKeys::default()
+            held: Held::Exact(exact),
+            last_probe: at,
+            period_start: at,
+            probed: 0,
+        }
+    }
+
+    /// Whether the keys are held exactly (not as a filter).
+    pub(super) fn is_exact(&self) -> bool {
+        matches!(self.held, Held::Exact(_))
+    }
+
+    /// Keys held (exact) or the filter's bits (demoted), for the budget.
+    pub(super) fn memory(&self) -> usize {
+        match &self.held {
+            Held::Exact(e) => e.uuids.capacity() * 17 + e.texts.capacity() * 17 + e.text_bytes,
+            Held::Filter(f) => f.memory(),
         }
     }
 
     pub(super) fn insert(&mut self, key: &Key) {
-        match key {
-            Key::Uuid(u) => {
-                self.uuids.insert(*u);
-            }
-            Key::Text(t) => {
-                if !self.texts.contains(t) {
-                    self.text_bytes += t.len();
-                    self.texts.insert(t.clone());
+        match &mut self.held {
+            Held::Exact(e) => match key {
+                Key::Uuid(u) => {
+                    e.uuids.insert(*u);
                 }
-            }
+                Key::Text(t) => {
+                    if !e.texts.contains(t) {
+                        e.text_bytes += t.len();
+                        e.texts.insert(t.clone());
+                    }
+                }
+            },
+            Held::Filter(f) => f.insert(key),
         }
     }
 
     pub(super) fn insert_str(&mut self, s: &str) {
-        match parse_canonical_uuid(s) {
-            Some(u) => {
-                self.uuids.insert(u);
+        match (&mut self.held, parse_canonical_uuid(s)) {
+            (Held::Exact(e), Some(u)) => {
+                e.uuids.insert(u);
             }
-            None => {
-                if !self.texts.contains(s) {
-                    self.text_bytes += s.len();
-                    self.texts.insert(s.into());
+            (Held::Exact(e), None) => {
+                if !e.texts.contains(s) {
+                    e.text_bytes += s.len();
+                    e.texts.insert(s.into());
                 }
             }
+            (Held::Filter(f), Some(u)) => f.insert(&Key::Uuid(u)),
+            (Held::Filter(f), None) => f.insert(&Key::Text(s.into())),
         }
     }
 
+    /// Exact: whether the scope holds `key`. Demoted: false only if it certainly does not
+    /// (true means "maybe": load the scope exactly to know).
     pub(super) fn contains(&self, key: &Key) -> bool {
-        match key {
-            Key::Uuid(u) => self.uuids.contains(u),
-            Key::Text(t) => self.texts.contains(t),
+        match &self.held {
+            Held::Exact(e) => match key {
+                Key::Uuid(u) => e.uuids.contains(u),
+                Key::Text(t) => e.texts.contains(t),
+            },
+            Held::Filter(f) => f.may_contain(key),
         }
     }
 
-    /// Approximate bytes held.
-    pub(super) fn memory(&self) -> usize {
-        self.uuids.capacity() * 17 + self.texts.capacity() * 17 + self.text_bytes
+    /// Replace the exact keys by a filter of them (no-op when already a filter). Sized with a
+    /// quarter of headroom for the keys late events still add.
+    pub(super) fn demote(&mut self) {
+        let Held::Exact(e) = &self.held else { return };
+        let n = e.uuids.len() + e.texts.len();
+        let mut f = KeyFilter::with_capacity(n + n / 4);
+        e.uuids.iter().for_each(|u| f.insert(&Key::Uuid(*u)));
+        e.texts.iter().for_each(|t| f.insert(&Key::Text(t.clone())));
+        self.held = Held::Filter(f);
     }
 }
 
