@@ -231,3 +231,46 @@ def test_exit_when_caught_up_stops_while_records_keep_arriving(writer_bin, moto,
     assert len(rows) == len(set(rows)), "duplicate rows"
     assert {r[0] for r in rows} >= set(sent)
     assert set(rows) == set(expected) | {r for r in rows if r[1] == "trickle"}
+
+
+def test_exit_when_idle_waits_for_records_delivered_during_a_slow_commit(writer_bin, moto, tmp_path):
+    """Found by the 8-writer benchmark at a 30 s flush (issue 15): 7 of 8 writers stopped
+    "idle for 12s" mid-run while their shards kept delivering. The idle clock runs on the
+    reader events the service has *taken*; those delivered while a commit ran wait in the
+    channel, so a commit slower than the idle period looked like an idle shard and the
+    writer stopped (the records are read again later, so nothing was lost; but a scheduled
+    run stopped early and the benchmark ran with one writer). Every S3 PUT is delayed here,
+    so each commit takes longer than `--exit-when-idle`, while a record arrives every 0.2 s:
+    the run must read them all and stop only once they stop."""
+    from faults import FaultProxy, Rule
+
+    env = Env(writer_bin, moto, shards=1)
+    proxy = FaultProxy(moto["port"])
+    proxy.add(Rule("delay", "s3", "PUT", delay=2.0))
+    env.aws_env.update(proxy.endpoints("s3"))
+    kinesis = client(moto, "kinesis")
+    sent, ended = [], {}
+
+    def trickle():  # 20 s of records, one every 0.2 s
+        until = time.time() + 20
+        while time.time() < until:
+            e = {"event_uuid": str(uuid.uuid4()), "event_name": "trickle:tick", "created_at": int(time.time())}
+            kinesis.put_record(StreamName=env.stream, Data=json.dumps(e).encode(), PartitionKey=e["event_uuid"])
+            sent.append(e["event_uuid"])
+            time.sleep(0.2)
+        ended["at"] = time.time()
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    try:
+        summary, _ = run(env.cmd("--exit-when-idle", "3s"), env=env.aws_env, timeout=240)
+        stopped = time.time()
+    finally:
+        t.join()
+        proxy.close()
+    assert summary["exit_reason"].startswith("idle"), summary
+    assert "at" in ended and stopped >= ended["at"], (
+        f"stopped {ended.get('at', stopped) - stopped:.1f} s before the last record was put")
+    assert summary["read"] == len(sent), (summary, len(sent))
+    rows = env.rows()
+    assert len(rows) == len(set(rows)) and {r[0] for r in rows} == set(sent)

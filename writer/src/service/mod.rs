@@ -192,6 +192,10 @@ impl Service {
                 self.flush().await;
             }
             self.shards.finish_ended(&mut self.buffer).await;
+            // What the readers delivered while a commit ran still waits in the channel: take
+            // it before judging idleness, or a commit slower than the idle period looks like
+            // idle shards (the 8-writer benchmark's writers stopped mid-stream).
+            self.take_delivered();
             if let Some(idle) = self.cfg.exit_when_idle
                 && self.idle_for(idle)
             {
