@@ -164,7 +164,7 @@ def _run_one(args, store, n, emu, work):
                               "--flush-interval", args.flush_interval, "--lease-duration", args.lease_duration,
                               "--poll-interval", "200ms", "--start-position", "TRIM_HORIZON",
                               "--metrics-port", "0", "--max-future", "36500d", "--dedupe-memory-mb", "512",
-                              "--exit-when-idle", args.idle],
+                              "--exit-when-idle", args.idle, "--commit-slots", args.commit_slots],
                              env=env, stdout=subprocess.PIPE, stderr=log)
         p.log_path, p.log = log_path, log
         writers.append(p)
@@ -303,6 +303,7 @@ def _run_one(args, store, n, emu, work):
     span = (ts[-1] - ts[0]) if len(ts) > 1 else None
     result = {
         "store": store, "writers": n, "shards": args.shards, "flush_interval": args.flush_interval,
+        "commit_slots": args.commit_slots,
         "rate": args.rate, "events_put": events, "kinesis": args.kinesis,
         "lease_owners_at_first_put": owners_at_start,
         "put_seconds": round(t_put_end - t_put, 1), "drain_seconds": round(t_done - t_put_end, 1),
@@ -400,6 +401,8 @@ def main():
     ap.add_argument("--rate", type=float, default=1000)
     ap.add_argument("--seconds", type=float, default=60, help="put duration: events = rate x seconds")
     ap.add_argument("--flush-interval", default="1s")
+    ap.add_argument("--commit-slots", default="true", choices=["true", "false"],
+                    help="writers take turns by the wall clock (`writer run --commit-slots`)")
     ap.add_argument("--lease-duration", default="3s")
     ap.add_argument("--idle", default="12s", help="--exit-when-idle of the writers")
     ap.add_argument("--warmup", type=float, default=10, help="seconds after the first put before the steady window")

@@ -60,6 +60,13 @@ def test_three_instances_share_and_take_over(writer_bin, moto, tmp_path):
         time.sleep(4)
         seen = env.owners()
         assert max(v for o, v in seen.items() if o) <= 2, seen
+        # The writers holding leases take turns to commit: distinct slots among as many
+        # writers as hold leases (issue 15: commits spaced out instead of racing).
+        holders = len([o for o, v in seen.items() if o and v])
+        slots = {f"w{i}": last_slot(p.log_path) for i, p in enumerate(procs)}
+        taken = {w: s for w, s in slots.items() if w in seen and seen[w]}
+        assert sorted(r for r, _ in taken.values()) == list(range(holders)), (slots, seen)
+        assert {n for _, n in taken.values()} == {holders}, (slots, seen)
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait(timeout=30)
         put(moto, env.stream, 800, 12, **GEN)
@@ -77,6 +84,23 @@ def test_three_instances_share_and_take_over(writer_bin, moto, tmp_path):
     env.run_until_idle(idle="4s")
     lines = lines_for(tmp_path, 1200, 11, **GEN) + lines_for(tmp_path, 800, 12, **GEN)
     env.check_exact(lines)
+
+
+def last_slot(log_path):
+    """(rank, writers) of the last `commit slot` line of a writer's JSON log, or None."""
+    slot = None
+    with open(log_path) as f:
+        for line in f:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            fields = ev.get("fields", ev)
+            if fields.get("message") == "commit slot":
+                slot = (int(fields["rank"]), int(fields["writers"]))
+            elif str(fields.get("message", "")).startswith("no commit slot"):
+                slot = None
+    return slot
 
 
 def test_split_and_merge_parents_before_children(writer_bin, moto, tmp_path):

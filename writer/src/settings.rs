@@ -294,6 +294,11 @@ layered_settings! {
         /// Records arriving after that wait for the next run.
         #[arg(long, env = "WRITER_EXIT_WHEN_CAUGHT_UP", num_args = 0..=1, default_missing_value = "true")]
         pub exit_when_caught_up: Option<bool>,
+        /// Take turns with the other writers of the table: flush at this writer's slot of
+        /// each flush interval (its rank among the writers holding leases) so commits do not
+        /// race for the same version (default `true`; `false`: each writer's own cadence).
+        #[arg(long, env = "WRITER_COMMIT_SLOTS", num_args = 0..=1, default_missing_value = "true")]
+        pub commit_slots: Option<bool>,
         /// Stop cleanly (flush, checkpoint, release leases) this long after starting, whatever
         /// is still readable: the cap of a scheduled run (low-volume profile), so a run started
         /// every N minutes never outlives its period when traffic has no idle gaps.
@@ -614,6 +619,7 @@ impl RunSettings {
             shutdown_deadline: required::<S, _>(self.shutdown_deadline, "shutdown_deadline")?,
             exit_when_idle: self.exit_when_idle,
             exit_when_caught_up: self.exit_when_caught_up.unwrap_or(false),
+            commit_slots: self.commit_slots.unwrap_or(true),
             max_run_time: self.max_run_time,
             poll_interval: required::<S, _>(self.poll_interval, "poll_interval")?,
             records_per_call: RECORDS_PER_CALL,

@@ -1,10 +1,13 @@
 //! Records read from the held shards and waiting for the next commit, in the order they
 //! arrived. When they are due is the batching rule of [`crate::batch::Fill`] (count, bytes,
-//! the oldest record's wait), with one service-specific twist: the wait is a promise about
-//! *visibility*, so the flush starts early by the time commits take (see [`flush_wait`]).
+//! the oldest record's wait), with two service-specific twists: the wait is a promise about
+//! *visibility*, so the flush starts early by the time commits take (see [`flush_wait`]);
+//! and with other writers on the table the wait ends at this writer's commit slot
+//! ([`super::slot`]) rather than a fixed time after the oldest record.
 
 use std::time::{Duration, Instant};
 
+use super::slot::{Slot, unix_nanos};
 use crate::batch::Fill;
 use crate::config::FlushPolicy;
 use crate::source::RawRecord;
@@ -23,6 +26,9 @@ pub struct Buffer {
     commit_estimate: Duration,
     /// This batch's share of the wait given up at random (`0..MAX_JITTER`, drawn per batch).
     jitter: f64,
+    /// This writer's turn among the writers of the table (`None`: alone, or holding nothing):
+    /// flushes start at it instead of after the jittered wait.
+    slot: Option<Slot>,
 }
 
 /// The largest share of the wait a batch gives up at random. Writers started together (or
@@ -50,7 +56,14 @@ impl Buffer {
             oldest_arrival: None,
             commit_estimate: Duration::ZERO,
             jitter: draw_jitter(),
+            slot: None,
         }
+    }
+
+    /// Take turns with other writers (see [`super::slot`]); `None`: flush on this writer's
+    /// own cadence. Returns whether the slot changed.
+    pub fn set_slot(&mut self, slot: Option<Slot>) -> bool {
+        std::mem::replace(&mut self.slot, slot) != slot
     }
 
     /// Add records a reader got at `received`, the earliest of them having reached the
@@ -92,14 +105,25 @@ impl Buffer {
         }
     }
 
-    /// When the flush must start (`None`: nothing buffered).
+    /// When the flush must start (`None`: nothing buffered): the oldest record's wait, or,
+    /// with a slot, the slot's first start after the oldest record was read (within one
+    /// flush interval of it, early by the commit time like the wait).
     pub fn deadline(&self) -> Option<Instant> {
-        self.fill.deadline(self.wait())
+        let Some(slot) = self.slot else {
+            return self.fill.deadline(self.wait());
+        };
+        let since = self.fill.since?;
+        let (now, now_ns) = (Instant::now(), unix_nanos());
+        let since_ns = now_ns - now.saturating_duration_since(since).as_nanos() as i128;
+        let lead = self.commit_estimate.min(self.policy.max_latency / 2);
+        let start_ns = slot.next_start(since_ns, self.policy.max_latency, lead);
+        let ahead = Duration::from_nanos(u64::try_from(start_ns - now_ns).unwrap_or(0));
+        Some(now + ahead)
     }
 
     /// Whether the buffer is due for a commit.
     pub fn due(&self) -> bool {
-        self.fill.due(&self.policy, self.wait())
+        self.fill.full(&self.policy) || self.deadline().is_some_and(|d| Instant::now() >= d)
     }
 
     /// Empty the buffer for a commit.
@@ -209,6 +233,44 @@ mod tests {
             b.take();
         }
         assert!(waits.len() > 40, "drawn per batch: {}", waits.len());
+    }
+
+    #[test]
+    fn with_a_slot_the_flush_starts_at_it_within_one_interval_of_the_oldest_record() {
+        let policy = FlushPolicy {
+            max_events: 1_000,
+            max_bytes: 1 << 20,
+            max_latency: Duration::from_secs(30),
+        };
+        let interval_ns: i128 = 30_000_000_000;
+        // Two writers of four, both with commits taking 400 ms.
+        let mut at = Vec::new();
+        for rank in [1, 3] {
+            let mut b = Buffer::new(policy);
+            b.committed_in(Duration::from_millis(400));
+            assert!(b.set_slot(Some(Slot { rank, of: 4 })));
+            assert!(!b.set_slot(Some(Slot { rank, of: 4 })), "unchanged");
+            let (now, now_ns) = (Instant::now(), unix_nanos());
+            b.push(recs("s", 1), now, None);
+            let d = b.deadline().expect("records buffered");
+            let wait = d.saturating_duration_since(now);
+            assert!(wait <= Duration::from_secs(30), "{wait:?}");
+            // Where in the interval the commit lands: the slot's quarter, to the clock's
+            // resolution (the two clocks are read microseconds apart).
+            let lands = (now_ns + wait.as_nanos() as i128 + 400_000_000).rem_euclid(interval_ns);
+            let target = interval_ns * rank as i128 / 4;
+            let off = (lands - target).rem_euclid(interval_ns);
+            assert!(
+                off < 5_000_000 || off > interval_ns - 5_000_000,
+                "rank {rank}: {off} ns off"
+            );
+            at.push(lands);
+        }
+        let apart = (at[1] - at[0]).rem_euclid(interval_ns);
+        assert!(
+            (apart - interval_ns / 2).abs() < 10_000_000,
+            "half an interval apart: {apart} ns"
+        );
     }
 
     #[test]

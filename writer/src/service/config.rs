@@ -35,6 +35,8 @@ pub struct ServiceConfig {
     /// `--exit-when-caught-up`: commit and stop once every shard was read to its tip
     /// (scheduled runs on a stream that never goes idle).
     pub exit_when_caught_up: bool,
+    /// `--commit-slots`: take turns with the table's other writers (see [`super::slot`]).
+    pub commit_slots: bool,
     /// `--max-run-time`: stop this long after starting (scheduled runs).
     pub max_run_time: Option<Duration>,
     /// Pause after an empty GetRecords.

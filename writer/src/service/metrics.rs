@@ -94,6 +94,11 @@ pub struct Metrics {
     pub leases_lost: AtomicU64,
     /// Leases taken (new, expired, orphaned or stolen).
     pub leases_taken: AtomicU64,
+    /// Bytes the events table's dedupe key index holds (exact sets and filters), after the
+    /// last commit: flat day after day when past days are demoted to filters (issue 14).
+    pub dedupe_index_bytes: AtomicI64,
+    /// Writers this writer takes commit turns with (0: no slot, flushing on its own cadence).
+    pub commit_slot_writers: AtomicI64,
     /// Seconds per commit (both tables).
     commit_latency: Mutex<Histogram>,
     /// Records per committed batch.
@@ -260,7 +265,7 @@ impl Metrics {
     }
 
     /// Gauges: name, help, value.
-    fn gauges(&self) -> [(&'static str, &'static str, i64); 3] {
+    fn gauges(&self) -> [(&'static str, &'static str, i64); 5] {
         let v = |a: &AtomicI64| a.load(Ordering::Relaxed);
         [
             (
@@ -277,6 +282,16 @@ impl Metrics {
                 "events_lake_leases_owned_not_read",
                 "Leases naming this writer as owner that it does not read.",
                 v(&self.leases_owned_not_read),
+            ),
+            (
+                "events_lake_dedupe_index_bytes",
+                "Bytes held by the events table's dedupe key index (exact sets and filters).",
+                v(&self.dedupe_index_bytes),
+            ),
+            (
+                "events_lake_commit_slot_writers",
+                "Writers this writer takes commit turns with (0: none, its own cadence).",
+                v(&self.commit_slot_writers),
             ),
         ]
     }
@@ -337,7 +352,10 @@ mod tests {
         m.observe_commit(0.3, 1000);
         m.set_lag("shardId-000000000000", 42);
         m.observe_freshness(3.0);
+        m.dedupe_index_bytes.store(1 << 20, Ordering::Relaxed);
         let text = m.render();
+        assert!(text.contains("events_lake_dedupe_index_bytes 1048576"));
+        assert!(text.contains("events_lake_commit_slot_writers 0"));
         assert!(text.contains("events_lake_commit_freshness_seconds_bucket{le=\"2.5\"} 0"));
         assert!(text.contains("events_lake_commit_freshness_seconds_bucket{le=\"5\"} 1"));
         assert!(text.contains("events_lake_records_read_total 5"));

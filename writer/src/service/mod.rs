@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod progress;
 pub mod shards;
 pub mod signal;
+pub mod slot;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -295,6 +296,11 @@ impl Service {
         m.commit_conflicts
             .fetch_add(u64::from(report.conflicts), Ordering::Relaxed);
         m.observe_commit(took.as_secs_f64(), c.read);
+        let index = self.pipeline.events.index_stats();
+        m.dedupe_index_bytes.store(
+            i64::try_from(index.bytes_held).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
         let freshness = oldest_arrival.map(|arrived| (unix_now() - arrived).max(0.0));
         if let Some(f) = freshness {
             m.observe_freshness(f);

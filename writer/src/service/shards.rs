@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 use super::buffer::Buffer;
 use super::metrics::Metrics;
 use super::progress::{Progress, app_id, committed_sequence};
+use super::slot::Slot;
 use super::{ServiceConfig, ServiceError, unix_now};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::source::kinesis::lease::{self, CHECKPOINT_SHARD_END, Lease, LeaseError, LeaseTable};
@@ -210,6 +211,23 @@ impl Shards {
         for (shard, counter) in plan.take {
             if !self.held.contains_key(shard.as_str()) {
                 self.take(&shard, counter, pipeline).await?;
+            }
+        }
+        let slot = if self.cfg.commit_slots {
+            Slot::among(&all, self.leases.worker(), !self.held.is_empty(), |l| {
+                self.leases.expired(l)
+            })
+        } else {
+            None
+        };
+        if buffer.set_slot(slot) {
+            let writers = slot.map_or(0, |s| s.of as i64);
+            self.metrics
+                .commit_slot_writers
+                .store(writers, Ordering::Relaxed);
+            match slot {
+                Some(s) => tracing::info!(rank = s.rank, writers = s.of, "commit slot"),
+                None => tracing::info!("no commit slot: flushing on this writer's own cadence"),
             }
         }
         self.owned_gauge();
