@@ -10,11 +10,12 @@
 //!
 //! Instead, each writer holding leases takes its rank among all writers holding leases
 //! (sorted by worker id: every writer reads the same lease table, so they agree) and
-//! flushes when the wall clock reaches its slot: `rank / N` of the way through each flush
-//! interval, minus its own commit time, so its commit lands as the slot begins. Commits are
-//! then `T / N` apart (3.75 s for 8 writers at 30 s), far more than one takes, and the
-//! flush interval stays a bound on freshness (a record waits at most one interval for the
-//! next slot). Clocks need only agree to well within `T / N` (AWS time sync: under a
+//! flushes when the wall clock reaches its slot: `rank / N` of the way through each slot
+//! period, minus its own commit time, so its commit lands as the slot begins. The period is
+//! 90% of the flush interval for every writer (the buffer's `SLOT_COMMIT_SHARE`): a record
+//! waits at most a period for the next slot, and the rest of the interval is the commit's,
+//! so the flush interval stays a bound on freshness. Commits are then `0.9 T / N` apart
+//! (3.4 s for 8 writers at 30 s), more than one takes on S3. Clocks need only agree to well within `T / N` (AWS time sync: under a
 //! millisecond). While membership changes, writers may briefly disagree on ranks: the
 //! result is a conflict or two, never a wrong commit (the version check still decides).
 //! A lone writer keeps its own cadence (no slot).
@@ -59,10 +60,10 @@ impl Slot {
     }
 
     /// The first wall-clock time at or after `since` (nanoseconds since the Unix epoch) when
-    /// this slot's flush starts, for a flush `interval`, `lead` before the slot begins (the
-    /// commit's expected duration, so that the commit lands at the slot).
-    pub fn next_start(&self, since: i128, interval: Duration, lead: Duration) -> i128 {
-        let period = interval.as_nanos() as i128;
+    /// this slot's flush starts, for slots recurring every `period`, `lead` before the slot
+    /// begins (the commit's expected duration, so that the commit lands at the slot).
+    pub fn next_start(&self, since: i128, period: Duration, lead: Duration) -> i128 {
+        let period = period.as_nanos() as i128;
         if period == 0 || self.of == 0 {
             return since;
         }
