@@ -70,7 +70,7 @@ use crate::Compactor;
 use crate::error::{Error, ErrorKind, Operation, StepExt as _};
 
 /// Retention when none is given: a week of time travel for audits. It is the compactor's,
-/// not the table's `delta.deletedFileRetentionDuration` (6 hours on tables this project
+/// not the table's `delta.deletedFileRetentionDuration` (1 hour on tables this project
 /// creates): that property only bounds how long checkpoints carry tombstones — which this
 /// vacuum never reads — and is the floor below which a retention needs `force`.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);

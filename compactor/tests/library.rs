@@ -324,7 +324,7 @@ async fn an_unreadable_file_holds_back_only_its_partition() {
     assert_eq!(in_part("part=b/"), 3, "partition b untouched: {after:?}");
 }
 
-/// The project's tables keep tombstones in checkpoints for 6 hours only
+/// The project's tables keep tombstones in checkpoints for an hour only
 /// (`delta.deletedFileRetentionDuration`), yet vacuum keeps a week of time travel by default:
 /// its retention is the compactor's own, and the table's property is only the floor below
 /// which a retention needs `force`.
@@ -346,24 +346,24 @@ async fn vacuum_keeps_a_week_though_tombstones_expire_in_hours() {
     assert_eq!(planned.retention_hours, Some(168.0));
     assert_eq!(planned.files_deleted, 0, "nothing is a week old");
 
-    let hour = VacuumOptions {
-        retention: Some(Duration::from_secs(3600)),
+    let half_hour = VacuumOptions {
+        retention: Some(Duration::from_secs(1800)),
         ..default.clone()
     };
-    let refused = compactor.vacuum(&hour).await.expect_err("below the floor");
+    let refused = compactor.vacuum(&half_hour).await.expect_err("below the floor");
     match refused.kind {
         ErrorKind::Vacuum(VacuumError::RetentionTooShort { table_hours, .. }) => {
-            assert_eq!(table_hours, 6.0);
+            assert_eq!(table_hours, 1.0);
         }
         other => panic!("unexpected error: {other:?}"),
     }
-    let seven_hours = VacuumOptions {
-        retention: Some(Duration::from_secs(7 * 3600)),
+    let two_hours = VacuumOptions {
+        retention: Some(Duration::from_secs(2 * 3600)),
         ..default
     };
     let allowed = compactor
-        .vacuum(&seven_hours)
+        .vacuum(&two_hours)
         .await
         .expect("above the floor");
-    assert_eq!(allowed.retention_hours, Some(7.0));
+    assert_eq!(allowed.retention_hours, Some(2.0));
 }

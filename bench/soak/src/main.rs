@@ -23,7 +23,7 @@
 //! | at 1x | in the soak |
 //! |---|---|
 //! | `delta.logRetentionDuration` = 7 days | 7 days / C, `interval N seconds` (C = 168: 3600 s) |
-//! | `delta.deletedFileRetentionDuration` = 6 hours | 6 hours / C (C = 168: 129 s) |
+//! | `delta.deletedFileRetentionDuration` = 1 hour | 1 hour / C (C = 168: 21 s) |
 //! | `compactor run --retention` (default 7 days) | `--retention` 7 days / C `--force` |
 //! | the compactor schedule (every `--compact-every` = 1 h) | every simulated hour, = 1 h / C real |
 //! | `delta.checkpointInterval` = 100 commits | unchanged (counted in commits, not time) |

@@ -115,7 +115,7 @@ mod tests {
         );
         assert_eq!(
             get("delta.deletedFileRetentionDuration"),
-            Some("interval 129 seconds")
+            Some("interval 21 seconds")
         );
         assert_eq!(get("delta.checkpointInterval"), Some("100"));
     }
