@@ -164,7 +164,8 @@ def _run_one(args, store, n, emu, work):
                               "--flush-interval", args.flush_interval, "--lease-duration", args.lease_duration,
                               "--poll-interval", "200ms", "--start-position", "TRIM_HORIZON",
                               "--metrics-port", "0", "--max-future", "36500d", "--dedupe-memory-mb", "512",
-                              "--exit-when-idle", args.idle, "--commit-slots", args.commit_slots],
+                              "--exit-when-idle", args.idle, "--commit-slots", args.commit_slots,
+                              "--dedupe-keys", args.dedupe_keys],
                              env=env, stdout=subprocess.PIPE, stderr=log)
         p.log_path, p.log = log_path, log
         writers.append(p)
@@ -304,6 +305,7 @@ def _run_one(args, store, n, emu, work):
     result = {
         "store": store, "writers": n, "shards": args.shards, "flush_interval": args.flush_interval,
         "commit_slots": args.commit_slots,
+        "dedupe_keys": args.dedupe_keys,
         "rate": args.rate, "events_put": events, "kinesis": args.kinesis,
         "lease_owners_at_first_put": owners_at_start,
         "put_seconds": round(t_put_end - t_put, 1), "drain_seconds": round(t_done - t_put_end, 1),
@@ -403,6 +405,8 @@ def main():
     ap.add_argument("--flush-interval", default="1s")
     ap.add_argument("--commit-slots", default="true", choices=["true", "false"],
                     help="writers take turns by the wall clock (`writer run --commit-slots`)")
+    ap.add_argument("--dedupe-keys", default="all", choices=["all", "own-shards"],
+                    help="which keys each writer's dedupe holds (`writer run --dedupe-keys`)")
     ap.add_argument("--lease-duration", default="3s")
     ap.add_argument("--idle", default="12s", help="--exit-when-idle of the writers")
     ap.add_argument("--warmup", type=float, default=10, help="seconds after the first put before the steady window")

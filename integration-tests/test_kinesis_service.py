@@ -5,6 +5,8 @@ import random
 import signal
 import time
 
+import pytest
+
 # END_TIME too: test_hardening.py imports the helpers from here.
 from kinesis_env import END_TIME, GEN, Env, lines_for, put  # noqa: F401
 from s3util import client
@@ -41,10 +43,15 @@ def test_sigkill_at_random_moments_stays_exact(writer_bin, moto, tmp_path):
     env.check_exact(lines)
 
 
-def test_three_instances_share_and_take_over(writer_bin, moto, tmp_path):
+# `own-shards` (issue 15): each writer holds only its shards' keys and never reads the
+# others' files; a takeover gains shards, so the index is re-read for them. Still exact:
+# loadgen's copies share a partition key (the event's uuid).
+@pytest.mark.parametrize("dedupe_keys", ["all", "own-shards"])
+def test_three_instances_share_and_take_over(writer_bin, moto, tmp_path, dedupe_keys):
     env = Env(writer_bin, moto, shards=4)
     put(moto, env.stream, 1200, 11, **GEN)
-    procs = [env.start("--writer-id", f"w{i}", "--max-batch-events", "100") for i in range(3)]
+    procs = [env.start("--writer-id", f"w{i}", "--max-batch-events", "100",
+                       "--dedupe-keys", dedupe_keys) for i in range(3)]
 
     try:
         # Balanced (nobody above the fair share of 2, at least two owners) within a few
@@ -81,25 +88,44 @@ def test_three_instances_share_and_take_over(writer_bin, moto, tmp_path):
         for p in procs:
             if p.poll() is None:
                 p.kill()
+    skipped = [last_batch_field(p.log_path, "foreign_commits_skipped") for p in procs]
+    if dedupe_keys == "own-shards":
+        assert any(s for s in skipped), f"no writer skipped another's commit: {skipped}"
+    else:
+        assert not any(s for s in skipped), skipped
     env.run_until_idle(idle="4s")
     lines = lines_for(tmp_path, 1200, 11, **GEN) + lines_for(tmp_path, 800, 12, **GEN)
     env.check_exact(lines)
 
 
-def last_slot(log_path):
-    """(rank, writers) of the last `commit slot` line of a writer's JSON log, or None."""
-    slot = None
+def log_fields(log_path):
+    """The fields of each JSON line of a writer's log (other lines skipped)."""
     with open(log_path) as f:
         for line in f:
             try:
                 ev = json.loads(line)
             except ValueError:
                 continue
-            fields = ev.get("fields", ev)
-            if fields.get("message") == "commit slot":
-                slot = (int(fields["rank"]), int(fields["writers"]))
-            elif str(fields.get("message", "")).startswith("no commit slot"):
-                slot = None
+            yield ev.get("fields", ev)
+
+
+def last_batch_field(log_path, name):
+    """`name` of the last `batch committed` line of a writer's JSON log (None: no batch)."""
+    value = None
+    for fields in log_fields(log_path):
+        if fields.get("message") == "batch committed":
+            value = fields.get(name)
+    return value
+
+
+def last_slot(log_path):
+    """(rank, writers) of the last `commit slot` line of a writer's JSON log, or None."""
+    slot = None
+    for fields in log_fields(log_path):
+        if fields.get("message") == "commit slot":
+            slot = (int(fields["rank"]), int(fields["writers"]))
+        elif str(fields.get("message", "")).startswith("no commit slot"):
+            slot = None
     return slot
 
 

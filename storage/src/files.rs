@@ -276,7 +276,6 @@ const FOOTER_SIZE_HINT: usize = 64 << 10;
 /// Stream the values of one string column of a data file to `each`: a small file (up to
 /// [`WHOLE_FILE_READ_MAX`], size known) in one GET, a larger one reading only that
 /// column's pages (a few percent of the file). Used to load dedupe keys.
-#[allow(deprecated)]
 pub async fn for_each_string(
     store: Arc<dyn ObjectStore>,
     table: &str,
@@ -285,11 +284,29 @@ pub async fn for_each_string(
     column: &str,
     mut each: impl FnMut(&str),
 ) -> Result<(), LakeError> {
+    for_each_key(store, table, path, size, column, None, |k, _| each(k)).await
+}
+
+/// [`for_each_string`] of `column`, each value handed over with the same row's value of
+/// `beside` (`None` when that is null, not asked for, or not in the file: an older file or
+/// another engine's). Shard-scoped dedupe reads `event_uuid` beside `source_shard` to keep
+/// only its own shards' keys; the second column costs a few more pages of the same GET.
+#[allow(deprecated)]
+pub async fn for_each_key(
+    store: Arc<dyn ObjectStore>,
+    table: &str,
+    path: &str,
+    size: Option<u64>,
+    column: &str,
+    beside: Option<&str>,
+    mut each: impl FnMut(&str, Option<&str>),
+) -> Result<(), LakeError> {
     let perr = |source| LakeError::Parquet {
         table: table.to_string(),
         step: "read key column",
         source,
     };
+    let columns: Vec<&str> = std::iter::once(column).chain(beside).collect();
     if size.is_some_and(|s| s <= WHOLE_FILE_READ_MAX) {
         let serr = |source| LakeError::Store {
             table: table.to_string(),
@@ -299,7 +316,7 @@ pub async fn for_each_string(
         let got = store.get(&object_path(path)).await.map_err(serr)?;
         let bytes = got.bytes().await.map_err(serr)?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(perr)?;
-        let mask = ProjectionMask::columns(builder.parquet_schema(), [column]);
+        let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
         let reader = builder
             .with_projection(mask)
             .with_batch_size(64 * 1024)
@@ -307,7 +324,7 @@ pub async fn for_each_string(
             .map_err(perr)?;
         for batch in reader {
             let batch = batch.map_err(|e| perr(e.into()))?;
-            visit_strings(table, path, column, batch.column(0), &mut each)?;
+            visit_keys(table, path, column, beside, &batch, &mut each)?;
         }
         return Ok(());
     }
@@ -319,56 +336,85 @@ pub async fn for_each_string(
     let builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await
         .map_err(perr)?;
-    let mask = ProjectionMask::columns(builder.parquet_schema(), [column]);
+    let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
     let mut stream = builder
         .with_projection(mask)
         .with_batch_size(64 * 1024)
         .build()
         .map_err(perr)?;
     while let Some(batch) = stream.try_next().await.map_err(perr)? {
-        visit_strings(table, path, column, batch.column(0), &mut each)?;
+        visit_keys(table, path, column, beside, &batch, &mut each)?;
     }
     Ok(())
 }
 
-/// Each valid value of a string column. Files written by other engines (or by delta-rs'
-/// optimize) may carry the column as a large or view string; all are the same Parquet UTF8
-/// bytes.
-fn visit_strings(
+/// Each valid value of `column` in `batch`, with the row's value of `beside`.
+fn visit_keys(
     table: &str,
     path: &str,
     column: &str,
-    col: &dyn Array,
-    each: &mut impl FnMut(&str),
+    beside: Option<&str>,
+    batch: &RecordBatch,
+    each: &mut impl FnMut(&str, Option<&str>),
 ) -> Result<(), LakeError> {
-    match col.data_type() {
-        DataType::Utf8 => visit(col.as_string::<i32>(), each),
-        DataType::LargeUtf8 => visit(col.as_string::<i64>(), each),
-        DataType::Utf8View => {
-            let a = col.as_string_view();
-            for i in 0..a.len() {
-                if a.is_valid(i) {
-                    each(a.value(i));
-                }
-            }
+    let strings = |name: &str| -> Result<Option<Strings<'_>>, LakeError> {
+        match batch.column_by_name(name) {
+            Some(col) => Strings::of(table, path, name, col.as_ref()).map(Some),
+            None => Ok(None),
         }
-        other => {
-            return Err(LakeError::Schema {
-                table: table.to_string(),
-                detail: format!("key column `{column}` in {path} is {other}, expected a string"),
-            });
+    };
+    // A file without the key column has no keys (nothing to dedupe against).
+    let Some(keys) = strings(column)? else {
+        return Ok(());
+    };
+    let beside = match beside {
+        Some(name) => strings(name)?,
+        None => None,
+    };
+    for i in 0..keys.len() {
+        if let Some(k) = keys.get(i) {
+            each(k, beside.as_ref().and_then(|b| b.get(i)));
         }
     }
     Ok(())
 }
 
-fn visit<O: deltalake::arrow::array::OffsetSizeTrait>(
-    a: &deltalake::arrow::array::GenericStringArray<O>,
-    each: &mut impl FnMut(&str),
-) {
-    for i in 0..a.len() {
-        if a.is_valid(i) {
-            each(a.value(i));
+/// A string column in any of Arrow's three layouts. Files written by other engines (or by
+/// delta-rs' optimize) may carry a column as a large or view string; all are the same
+/// Parquet UTF8 bytes.
+enum Strings<'a> {
+    Utf8(&'a deltalake::arrow::array::StringArray),
+    Large(&'a deltalake::arrow::array::LargeStringArray),
+    View(&'a deltalake::arrow::array::StringViewArray),
+}
+
+impl<'a> Strings<'a> {
+    fn of(table: &str, path: &str, column: &str, col: &'a dyn Array) -> Result<Self, LakeError> {
+        match col.data_type() {
+            DataType::Utf8 => Ok(Strings::Utf8(col.as_string::<i32>())),
+            DataType::LargeUtf8 => Ok(Strings::Large(col.as_string::<i64>())),
+            DataType::Utf8View => Ok(Strings::View(col.as_string_view())),
+            other => Err(LakeError::Schema {
+                table: table.to_string(),
+                detail: format!("key column `{column}` in {path} is {other}, expected a string"),
+            }),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Strings::Utf8(a) => a.len(),
+            Strings::Large(a) => a.len(),
+            Strings::View(a) => a.len(),
+        }
+    }
+
+    /// The value of row `i`, `None` when null.
+    fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            Strings::Utf8(a) => a.is_valid(i).then(|| a.value(i)),
+            Strings::Large(a) => a.is_valid(i).then(|| a.value(i)),
+            Strings::View(a) => a.is_valid(i).then(|| a.value(i)),
         }
     }
 }

@@ -124,6 +124,14 @@ impl Shown for CommitLock {
     }
 }
 
+impl Shown for crate::service::config::DedupeKeys {
+    fn shown(&self) -> String {
+        use clap::ValueEnum as _;
+        self.to_possible_value()
+            .map_or_else(|| format!("{self:?}"), |v| v.get_name().to_string())
+    }
+}
+
 impl Shown for StartPosition {
     fn shown(&self) -> String {
         self.as_checkpoint()
@@ -299,6 +307,13 @@ layered_settings! {
         /// race for the same version (default `true`; `false`: each writer's own cadence).
         #[arg(long, env = "WRITER_COMMIT_SLOTS", num_args = 0..=1, default_missing_value = "true")]
         pub commit_slots: Option<bool>,
+        /// Which keys dedupe holds: `all` (default: every key of the partitions written,
+        /// exact for any copy; each writer reads the files the others add) or `own-shards`
+        /// (keys that came through this writer's shards, their ancestors, or no shard: exact
+        /// for copies that share a partition key; other writers' commits are never read —
+        /// for several writers on one table, SCALING.md §2).
+        #[arg(long, env = "WRITER_DEDUPE_KEYS", value_enum)]
+        pub dedupe_keys: Option<crate::service::config::DedupeKeys>,
         /// Stop cleanly (flush, checkpoint, release leases) this long after starting, whatever
         /// is still readable: the cap of a scheduled run (low-volume profile), so a run started
         /// every N minutes never outlives its period when traffic has no idle gaps.
@@ -620,6 +635,7 @@ impl RunSettings {
             exit_when_idle: self.exit_when_idle,
             exit_when_caught_up: self.exit_when_caught_up.unwrap_or(false),
             commit_slots: self.commit_slots.unwrap_or(true),
+            dedupe_keys: self.dedupe_keys.unwrap_or_default(),
             max_run_time: self.max_run_time,
             poll_interval: required::<S, _>(self.poll_interval, "poll_interval")?,
             records_per_call: RECORDS_PER_CALL,
@@ -812,7 +828,7 @@ mod tests {
 
     /// Values clap may accept for a flag, tried in order; a new flag whose type takes none
     /// of them fails the test below with a request to add one.
-    const SAMPLES: [&str; 4] = ["7", "dynamodb", "LATEST", "true"];
+    const SAMPLES: [&str; 5] = ["7", "dynamodb", "LATEST", "true", "own-shards"];
 
     /// Every long flag of `writer run` is a TOML key (`-` → `_`) meaning the same thing, so a
     /// setting cannot be added to the flags and be missing from the file.

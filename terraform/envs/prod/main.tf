@@ -27,6 +27,9 @@ module "stack" {
   writer_cpu            = 1024
   writer_memory         = 2048
   writer_flush_interval = "30s"
+  # Two writers at 1x: each holding every key (exact for any copy) costs little. With 4 or
+  # more writers on the table, "own-shards" (README, Dedupe; SCALING.md §2).
+  writer_dedupe_keys = "all"
 
   # Hourly at 1x: what the soak benchmark (issue 14) measures; alarm after 3 h without success.
   compactor_cpu                    = 2048

@@ -198,6 +198,7 @@ locals {
     WRITER_LOCK_TABLE     = var.lock_table_name
     WRITER_COMMIT_LOCK    = "dynamodb"
     WRITER_FLUSH_INTERVAL = var.writer_flush_interval
+    WRITER_DEDUPE_KEYS    = var.writer_dedupe_keys
     WRITER_METRICS_PORT   = tostring(var.writer_metrics_port)
     # Fits inside the container's stopTimeout (ECS SIGKILLs after it).
     WRITER_SHUTDOWN_DEADLINE = "${local.writer_shutdown_deadline_seconds}s"

@@ -220,6 +220,17 @@ variable "writer_dedupe_memory_mb" {
   }
 }
 
+variable "writer_dedupe_keys" {
+  description = "WRITER_DEDUPE_KEYS: \"all\" (every writer holds every key of the partitions it writes: exact for any copy of an event; each writer reads the files the others add) or \"own-shards\" (each writer holds the keys of its own shards: exact for copies sharing a Kinesis partition key; no reads of other writers' files, so several writers scale). See README, Dedupe."
+  type        = string
+  default     = "all"
+
+  validation {
+    condition     = contains(["all", "own-shards"], var.writer_dedupe_keys)
+    error_message = "writer_dedupe_keys must be \"all\" or \"own-shards\"."
+  }
+}
+
 variable "writer_flush_interval" {
   description = "WRITER_FLUSH_INTERVAL: how often the writer commits a batch (e.g. \"30s\"). Shorter = fresher data, more, smaller files and more S3/DynamoDB requests."
   type        = string

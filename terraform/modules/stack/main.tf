@@ -134,6 +134,7 @@ module "compute" {
   writer_memory           = var.writer_memory
   writer_dedupe_memory_mb = var.writer_dedupe_memory_mb
   writer_flush_interval   = var.writer_flush_interval
+  writer_dedupe_keys      = var.writer_dedupe_keys
   writer_metrics_port     = var.writer_metrics_port
   rust_log                = var.rust_log
 

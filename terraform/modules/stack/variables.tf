@@ -186,6 +186,12 @@ variable "writer_dedupe_memory_mb" {
   default     = null
 }
 
+variable "writer_dedupe_keys" {
+  description = "WRITER_DEDUPE_KEYS: \"all\" or \"own-shards\" (several writers on one table; README, Dedupe)."
+  type        = string
+  default     = "all"
+}
+
 variable "writer_flush_interval" {
   description = "WRITER_FLUSH_INTERVAL."
   type        = string

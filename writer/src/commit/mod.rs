@@ -101,6 +101,12 @@ impl TableSink {
         }
     }
 
+    /// Shard-scoped dedupe: from now on the index holds only the keys of `owned`'s shards
+    /// (`None`: every key). See [`crate::dedupe::OwnedShards`].
+    pub fn own_shards(&mut self, owned: Option<crate::dedupe::OwnedShards>) {
+        self.index.own_shards(owned);
+    }
+
     /// What the last successful append did (files added, conflicts, time).
     pub fn last_append(&self) -> Option<AppendOutcome> {
         self.last_append

@@ -43,6 +43,7 @@
 
 mod filter;
 mod key;
+mod owner;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +58,7 @@ use storage::log::LogEntry;
 
 pub use key::Key;
 use key::ScopeKeys;
+pub use owner::OwnedShards;
 
 /// Key-column files read at once (object-store GETs in flight; each file is small: a commit
 /// adds one per partition it touches). S3 serves 5,500 GETs/s per prefix and every partition
@@ -95,6 +97,9 @@ pub struct KeyIndex {
     idle_evict: Option<Duration>,
     /// Counters of the key side (the log side's are the follower's).
     stats: IndexStats,
+    /// Shard-scoped dedupe: hold only these shards' keys (`None`: every key; see
+    /// [`owner`]).
+    owned: Option<OwnedShards>,
 }
 
 /// Counters for metrics and benchmarks (the `dedupe_index` of the ingest summary).
@@ -118,6 +123,9 @@ pub struct IndexStats {
     /// Lookups where a demoted scope's filter said "maybe" for a key, so the scope was
     /// loaded exactly again (real duplicates of past days, and false positives).
     pub filter_reloads: u64,
+    /// Other writers' commits skipped unread (shard-scoped dedupe: none of their shards is
+    /// held here).
+    pub foreign_commits_skipped: u64,
     /// Lookups in a scope too large for the budget, answered by streaming its key column
     /// (each re-reads the scope's files: a sign the budget is too small).
     pub scopes_streamed: u64,
@@ -166,7 +174,23 @@ impl KeyIndex {
             budget,
             idle_evict,
             stats: IndexStats::default(),
+            owned: None,
         }
+    }
+
+    /// Hold only the keys of `owned`'s shards from now on (`None`: every key). Gaining a
+    /// shard forgets every held scope: they lack its keys.
+    pub fn own_shards(&mut self, owned: Option<OwnedShards>) {
+        let gained = match (&self.owned, &owned) {
+            (None, Some(_)) => false, // every key held so far: a superset
+            (Some(before), Some(now)) => now.gains_over(before),
+            (Some(_), None) => true,
+            (None, None) => false,
+        };
+        if gained {
+            self.scopes.clear();
+        }
+        self.owned = owned;
     }
 
     /// The key-side counters and gauges (the log-side fields are zero: the follower keeps
@@ -211,6 +235,9 @@ impl KeyIndex {
     ///
     /// Drops are applied before adds: within one entry a dropped scope cannot come back, so
     /// this gives the same result as taking the actions in line order.
+    ///
+    /// With shard-scoped dedupe, the adds of a foreign commit (only other writers' shards)
+    /// hold no key this index holds: they are skipped unread ([`owner`]).
     pub fn replay(&mut self, entry: &LogEntry, added: &mut AddedFiles) {
         if entry.metadata_changed {
             self.scopes.clear();
@@ -220,6 +247,10 @@ impl KeyIndex {
             let scope = self.scope_of_map(&remove.partition_values);
             self.scopes.remove(&scope);
             added.0.remove(&scope);
+        }
+        if self.owned.as_ref().is_some_and(|o| o.is_foreign(entry)) {
+            self.stats.foreign_commits_skipped += 1;
+            return;
         }
         for add in entry.adds.iter().filter(|a| a.data_change) {
             let scope = self.scope_of_map(&add.partition_values);
@@ -522,15 +553,29 @@ impl KeyIndex {
         let column = self.def.key_column;
         let n = files.len();
         let mut keys_read = 0u64;
+        // Shard-scoped: only the keys of held shards (and of rows that came through none).
+        let owned = self.owned.clone().map(Arc::new);
+        let beside = owned.as_ref().map(|_| schemas::table::SOURCE_SHARD);
         let mut reads = futures::stream::iter(files)
             .map(|(tag, path, size)| {
                 let store = store.clone();
                 let table = table.clone();
+                let owned = owned.clone();
                 async move {
                     let mut keys = Vec::new();
-                    storage::files::for_each_string(store, &table, &path, size, column, |s| {
-                        keys.push(s.to_string())
-                    })
+                    storage::files::for_each_key(
+                        store,
+                        &table,
+                        &path,
+                        size,
+                        column,
+                        beside,
+                        |s, shard| {
+                            if owned.as_ref().is_none_or(|o| o.holds(shard)) {
+                                keys.push(s.to_string())
+                            }
+                        },
+                    )
                     .await?;
                     Ok::<_, LakeError>((tag, keys))
                 }

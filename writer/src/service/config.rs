@@ -37,6 +37,8 @@ pub struct ServiceConfig {
     pub exit_when_caught_up: bool,
     /// `--commit-slots`: take turns with the table's other writers (see [`super::slot`]).
     pub commit_slots: bool,
+    /// `--dedupe-keys`: which keys the events table's dedupe index holds.
+    pub dedupe_keys: DedupeKeys,
     /// `--max-run-time`: stop this long after starting (scheduled runs).
     pub max_run_time: Option<Duration>,
     /// Pause after an empty GetRecords.
@@ -45,4 +47,18 @@ pub struct ServiceConfig {
     pub records_per_call: i32,
     /// How often the shard list is re-read.
     pub discovery_interval: Duration,
+}
+
+/// Which keys a writer's dedupe index holds for the events table (`--dedupe-keys`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DedupeKeys {
+    /// Every key of the partitions it writes: exact for any copy of an event, whatever its
+    /// partition key; each writer reads the key column of every file the others add.
+    #[default]
+    All,
+    /// The keys that came through the shards it holds (and their ancestors) or through
+    /// none: exact for copies that share a partition key; other writers' commits are never
+    /// read, so a lost race is a rebase (see `crate::dedupe::OwnedShards`).
+    OwnShards,
 }

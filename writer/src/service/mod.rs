@@ -47,6 +47,7 @@ use tokio::sync::mpsc;
 use crate::pipeline::{BatchReport, Counts, Pipeline, PipelineError};
 use crate::source::kinesis::lease::{LeaseError, LeaseTable};
 use buffer::Buffer;
+use config::DedupeKeys;
 pub use config::ServiceConfig;
 use metrics::Metrics;
 use progress::Progress;
@@ -255,6 +256,9 @@ impl Service {
             self.shards.txn_of(shard)
         });
         let (txns, expect, meta) = (progress.txns(), progress.expected(), progress.commit_info());
+        if self.cfg.dedupe_keys == DedupeKeys::OwnShards {
+            self.pipeline.events.own_shards(Some(self.shards.owned()));
+        }
         let started = Instant::now();
         let commit = self
             .pipeline
@@ -314,6 +318,11 @@ impl Service {
             commit_ms = took.as_millis() as u64,
             freshness_ms = freshness.map(|f| (f * 1000.0) as u64),
             shards = progress.shard_count(),
+            conflicts = report.conflicts,
+            // Cumulative: key-column files read, and other writers' commits skipped unread
+            // (`--dedupe-keys own-shards`).
+            key_files_read = index.files_read,
+            foreign_commits_skipped = index.foreign_commits_skipped,
             "batch committed"
         );
     }

@@ -21,6 +21,7 @@ use super::metrics::Metrics;
 use super::progress::{Progress, app_id, committed_sequence};
 use super::slot::Slot;
 use super::{ServiceConfig, ServiceError, unix_now};
+use crate::dedupe::OwnedShards;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::source::kinesis::lease::{self, CHECKPOINT_SHARD_END, Lease, LeaseError, LeaseTable};
 use crate::source::kinesis::{
@@ -93,6 +94,8 @@ pub struct Shards {
     last_lease_log: Option<(Instant, LeaseState)>,
     /// Lease gauges and counters, per-shard lag.
     metrics: Arc<Metrics>,
+    /// Each shard's parents, as of the last lease round (for [`Self::owned`]).
+    parents: HashMap<String, Vec<String>>,
 }
 
 impl Shards {
@@ -115,6 +118,7 @@ impl Shards {
             unread: None,
             last_lease_log: None,
             metrics,
+            parents: HashMap::new(),
         };
         (shards, rx)
     }
@@ -179,6 +183,20 @@ impl Shards {
         self.unread == Some(0) && self.held.values().all(|s| s.at_tip || s.ended)
     }
 
+    /// The held shards and all their ancestors (a producer's retry may land on a child of
+    /// the shard its first copy went to): whose keys shard-scoped dedupe holds.
+    pub fn owned(&self) -> OwnedShards {
+        let mut owned: HashSet<&str> = HashSet::new();
+        let mut todo: Vec<&str> = self.held.keys().map(|k| k.as_ref()).collect();
+        while let Some(shard) = todo.pop() {
+            if owned.insert(shard) {
+                let parents = self.parents.get(shard).map_or(&[][..], Vec::as_slice);
+                todo.extend(parents.iter().map(String::as_str));
+            }
+        }
+        OwnedShards::new(&self.cfg.stream, owned)
+    }
+
     /// The `txn` version of a held shard (`None`: not held).
     pub fn txn_of(&self, shard: &str) -> Option<Option<i64>> {
         self.held.get(shard).map(|s| s.txn)
@@ -199,6 +217,9 @@ impl Shards {
             self.discover().await?;
         }
         let all = self.leases.list().await?;
+        self.parents = (all.iter())
+            .map(|l| (l.shard.clone(), l.parents.clone()))
+            .collect();
         self.notice_lost(&all, buffer);
         for (shard, e) in self.renew_held(&BTreeMap::new()).await {
             self.on_lease_error(&shard, e, buffer);

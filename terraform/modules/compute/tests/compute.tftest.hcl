@@ -77,6 +77,7 @@ run "writer_container_contract" {
       WRITER_LOCK_TABLE        = "events-lake-test-delta-lock"
       WRITER_COMMIT_LOCK       = "dynamodb"
       WRITER_FLUSH_INTERVAL    = "30s"
+      WRITER_DEDUPE_KEYS       = "all"
       WRITER_METRICS_PORT      = "9898"
       WRITER_SHUTDOWN_DEADLINE = "105s"
       WRITER_DEDUPE_MEMORY_MB  = "819"

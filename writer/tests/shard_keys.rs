@@ -1,0 +1,167 @@
+//! Shard-scoped dedupe (`--dedupe-keys own-shards`, issue 15): each writer holds only the
+//! keys of the shards it holds (and of rows that came through no shard), so another
+//! writer's commit costs it no key read, and losing a race to one is a rebase.
+//!
+//! Every test checks the table itself, not only what the writers report.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bytes::Bytes;
+use common::{config, event, table_rows, temp_dir};
+use deltalake::kernel::Transaction;
+use schemas::table::EVENT_UUID;
+use writer::dedupe::OwnedShards;
+use writer::pipeline::{BatchReport, Pipeline};
+use writer::service::progress::app_id;
+use writer::source::{Position, RawRecord};
+
+const STREAM: &str = "events";
+/// 2024-03-17T10:15:30Z.
+const DAY: i64 = 1_710_670_530;
+
+fn type_of(n: u64) -> &'static str {
+    ["alpha", "beta", "gamma"][(n % 3) as usize]
+}
+
+/// Events `uuids` as records read from `shard`.
+fn from_shard(shard: &str, uuids: impl IntoIterator<Item = u64>) -> Vec<RawRecord> {
+    uuids
+        .into_iter()
+        .map(|n| RawRecord {
+            data: Bytes::from(event(n, type_of(n), DAY)),
+            position: Position::Sequence {
+                shard: shard.into(),
+                sequence: format!("{n:020}").into(),
+                sub: None,
+            },
+            judged_at: None,
+        })
+        .collect()
+}
+
+/// One batch of `shard`, committed with the shard's next `txn`, fenced on the previous one,
+/// as the service commits it.
+async fn round(p: &mut Pipeline, shard: &str, round: i64, recs: Vec<RawRecord>) -> BatchReport {
+    let app = app_id(STREAM, shard);
+    let txns = vec![Transaction::new(&app, round)];
+    let expect = [(app, (round > 0).then(|| round - 1))];
+    p.process("kinesis", recs, txns, &expect, &HashMap::new())
+        .await
+        .expect("batch commits")
+}
+
+fn events_uri(dir: &Path) -> String {
+    dir.join("events").display().to_string()
+}
+
+async fn open(dir: &Path, id: &str, shard: &str, own_shards: bool) -> Pipeline {
+    let mut p = Pipeline::open(config(dir, id)).await.expect("open");
+    if own_shards {
+        p.events.own_shards(Some(OwnedShards::new(STREAM, [shard])));
+    }
+    p
+}
+
+/// Two writers, one shard each, racing for every version; each re-sends half of its own
+/// previous batch. Returns (files the writers read after warming up, conflicts).
+async fn race(own_shards: bool) -> (u64, u32) {
+    let dir = temp_dir("shard-keys");
+    let mut a = open(&dir, "a", "shard-a", own_shards).await;
+    let mut b = open(&dir, "b", "shard-b", own_shards).await;
+    // Warm-up, one after the other: each writer loads the three partitions.
+    round(&mut a, "shard-a", 0, from_shard("shard-a", 0..30)).await;
+    round(&mut b, "shard-b", 0, from_shard("shard-b", 1000..1030)).await;
+    round(&mut a, "shard-a", 1, from_shard("shard-a", 30..60)).await;
+    let warm = a.events.index_stats().files_read + b.events.index_stats().files_read;
+    let (mut conflicts, mut written, mut duplicates) = (0u32, 0u64, 0u64);
+    const ROUNDS: u64 = 16;
+    for r in 1..ROUNDS {
+        let (ra, rb) = tokio::join!(
+            round(
+                &mut a,
+                "shard-a",
+                r as i64 + 1,
+                from_shard("shard-a", 30 * r + 15..30 * r + 60)
+            ),
+            round(
+                &mut b,
+                "shard-b",
+                r as i64,
+                from_shard("shard-b", 1000 + 30 * r - 15..1000 + 30 * r + 30)
+            ),
+        );
+        for report in [ra, rb] {
+            conflicts += report.conflicts;
+            written += report.counts.written;
+            duplicates += report.counts.duplicates;
+        }
+    }
+    // Every re-sent event (15 per batch) was caught by the writer of its shard.
+    assert_eq!(duplicates, 2 * 15 * (ROUNDS - 1), "re-sends dropped");
+    assert_eq!(written, 2 * 30 * (ROUNDS - 1));
+    let rows = table_rows(&events_uri(&dir), EVENT_UUID).await;
+    let distinct: std::collections::HashSet<_> = rows.iter().collect();
+    assert_eq!(rows.len(), distinct.len(), "no event stored twice");
+    assert_eq!(rows.len() as u64, 60 + 30 + 2 * 30 * (ROUNDS - 1));
+    let read = a.events.index_stats().files_read + b.events.index_stats().files_read - warm;
+    let _ = std::fs::remove_dir_all(&dir);
+    (read, conflicts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_own_shards_another_writers_commits_cost_no_key_reads_even_when_they_win_a_race() {
+    let (read_all, _) = race(false).await;
+    assert!(
+        read_all > 0,
+        "holding every key, each writer reads the other's files ({read_all})"
+    );
+    let (read_own, conflicts) = race(true).await;
+    assert!(conflicts > 0, "the writers' commits raced");
+    assert_eq!(
+        read_own, 0,
+        "holding its own shards' keys, a writer reads no file of the other's commits, \
+         also after losing a race ({conflicts} conflicts)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_own_shards_a_writer_loads_its_shards_and_shardless_keys_only() {
+    let dir = temp_dir("shard-keys-load");
+    // A backfill (`writer ingest`: no shard), then writer a on shard-a.
+    let mut backfill = Pipeline::open(config(&dir, "backfill"))
+        .await
+        .expect("open");
+    common::try_process(
+        &mut backfill,
+        common::batch((0..12).map(|n| event(n, type_of(n), DAY)).collect()),
+    )
+    .await
+    .expect("backfill");
+    let mut a = open(&dir, "a", "shard-a", true).await;
+    round(&mut a, "shard-a", 0, from_shard("shard-a", 100..130)).await;
+    // Writer b starts cold on shard-b: its batch re-sends a backfilled event (held: no
+    // shard) and one of shard-a's (a copy under another partition key: not held).
+    let mut b = open(&dir, "b", "shard-b", true).await;
+    let mut batch: Vec<u64> = (200..210).collect();
+    batch.extend([3, 101]);
+    let report = round(&mut b, "shard-b", 0, from_shard("shard-b", batch)).await;
+    let stats = b.events.index_stats();
+    assert_eq!(stats.keys_loaded, 12, "only the shardless keys: {stats:?}");
+    assert_eq!(report.counts.duplicates, 1, "the backfilled copy is caught");
+    assert_eq!(report.counts.written, 11);
+    let rows = table_rows(&events_uri(&dir), EVENT_UUID).await;
+    let twice: Vec<_> = rows
+        .iter()
+        .filter(|(_, u)| u.ends_with("000000000101"))
+        .collect();
+    assert_eq!(
+        twice.len(),
+        2,
+        "a copy that arrived through another writer's shard is stored again (the stated \
+         assumption: copies share a partition key)"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
