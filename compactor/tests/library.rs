@@ -350,7 +350,10 @@ async fn vacuum_keeps_a_week_though_tombstones_expire_in_hours() {
         retention: Some(Duration::from_secs(1800)),
         ..default.clone()
     };
-    let refused = compactor.vacuum(&half_hour).await.expect_err("below the floor");
+    let refused = compactor
+        .vacuum(&half_hour)
+        .await
+        .expect_err("below the floor");
     match refused.kind {
         ErrorKind::Vacuum(VacuumError::RetentionTooShort { table_hours, .. }) => {
             assert_eq!(table_hours, 1.0);
@@ -361,9 +364,6 @@ async fn vacuum_keeps_a_week_though_tombstones_expire_in_hours() {
         retention: Some(Duration::from_secs(2 * 3600)),
         ..default
     };
-    let allowed = compactor
-        .vacuum(&two_hours)
-        .await
-        .expect("above the floor");
+    let allowed = compactor.vacuum(&two_hours).await.expect("above the floor");
     assert_eq!(allowed.retention_hours, Some(2.0));
 }
