@@ -78,8 +78,8 @@ def test_vacuum_guard_and_dry_run(writer_bin, compactor_bin, tmp_path, duck):
          "--max-batch-events", "100"])
     run([compactor_bin, "optimize", "--table", str(table), "--target-size", "1MiB"])
     before = duck.execute(f"SELECT count(*) FROM delta_scan('{table}')").fetchone()[0]
-    # shorter than the table's 7-day window: refused
-    _, p = run([compactor_bin, "vacuum", "--table", str(table), "--retention", "1h"], check=False)
+    # shorter than the table's delta.deletedFileRetentionDuration (1 hour): refused
+    _, p = run([compactor_bin, "vacuum", "--table", str(table), "--retention", "30m"], check=False)
     assert p.returncode != 0 and b"retention" in p.stderr
     # forced dry run lists the compacted-away files and deletes nothing
     n_files = data_files(table)

@@ -262,6 +262,7 @@ def test_vacuum_reclaims_replaced_and_orphaned_files_s3(writer_bin, compactor_bi
 def test_vacuum_guard_still_refuses_short_retention(writer_bin, compactor_bin, tmp_path, flag):
     table = tmp_path / "events"
     ingest(writer_bin, Local(table), gen(tmp_path / "a.ndjson", 100, 13), str(tmp_path / "rej"))
-    _, p = run([compactor_bin, "vacuum", "--table", str(table), "--retention", "1h", *flag], check=False)
+    # shorter than the table's delta.deletedFileRetentionDuration (1 hour)
+    _, p = run([compactor_bin, "vacuum", "--table", str(table), "--retention", "30m", *flag], check=False)
     assert p.returncode != 0
     assert b"deletedFileRetentionDuration" in p.stderr and b"--force" in p.stderr
