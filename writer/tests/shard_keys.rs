@@ -165,3 +165,36 @@ async fn with_own_shards_a_writer_loads_its_shards_and_shardless_keys_only() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gaining_a_shard_never_committed_keeps_the_index_and_taking_over_one_reloads_it() {
+    let dir = temp_dir("shard-keys-gain");
+    let mut a = open(&dir, "a", "shard-a", true).await;
+    let mut b = open(&dir, "b", "shard-b", true).await;
+    round(&mut a, "shard-a", 0, from_shard("shard-a", 0..30)).await;
+    round(&mut b, "shard-b", 0, from_shard("shard-b", 1000..1030)).await;
+    let warm = b.events.index_stats().files_read;
+    // A new shard (e.g. a reshard's child) has no row in the table: nothing to re-read.
+    let with_c = OwnedShards::new(STREAM, ["shard-b", "shard-c"]).with_fresh(["shard-c"]);
+    b.events.own_shards(Some(with_c));
+    round(&mut b, "shard-c", 0, from_shard("shard-c", 2000..2030)).await;
+    assert_eq!(b.events.index_stats().files_read, warm, "index kept");
+    // Taking over shard-a (committed by a): its keys are not held, so the index is re-read
+    // and a's records delivered again are caught.
+    b.events.own_shards(Some(OwnedShards::new(
+        STREAM,
+        ["shard-a", "shard-b", "shard-c"],
+    )));
+    let report = round(&mut b, "shard-a", 1, from_shard("shard-a", 20..40)).await;
+    assert_eq!(report.counts.duplicates, 10, "a's committed records caught");
+    assert_eq!(report.counts.written, 10);
+    assert!(
+        b.events.index_stats().files_read > warm,
+        "re-read after the takeover"
+    );
+    let rows = table_rows(&events_uri(&dir), EVENT_UUID).await;
+    let distinct: std::collections::HashSet<_> = rows.iter().collect();
+    assert_eq!(rows.len(), distinct.len(), "no event stored twice");
+    assert_eq!(rows.len(), 30 + 30 + 30 + 10);
+    let _ = std::fs::remove_dir_all(&dir);
+}

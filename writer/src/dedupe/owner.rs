@@ -18,7 +18,9 @@
 //! partition key) is not seen by this writer and is stored again; a commit carrying no
 //! `txn`, or a `txn` of another application, is always read (its rows' origin is unknown).
 //! Gaining a shard (a lease taken over) forgets every held partition, because the index
-//! does not hold that shard's keys: they are re-read, filtered, on next use.
+//! does not hold that shard's keys: they are re-read, filtered, on next use. A shard never
+//! committed (no `txn` in the table: a new stream's shards, the children of a reshard) has
+//! no key anywhere, so gaining it forgets nothing.
 
 use std::collections::BTreeSet;
 
@@ -33,6 +35,8 @@ pub struct OwnedShards {
     prefix: String,
     /// Shard ids, as `source_shard` holds them.
     shards: BTreeSet<String>,
+    /// Of those, shards with no row in the table (never committed).
+    fresh: BTreeSet<String>,
 }
 
 impl OwnedShards {
@@ -40,7 +44,15 @@ impl OwnedShards {
         OwnedShards {
             prefix: app_id(stream, ""),
             shards: shards.into_iter().map(Into::into).collect(),
+            fresh: BTreeSet::new(),
         }
+    }
+
+    /// The same, knowing that `fresh` shards were never committed (no `txn` in the table),
+    /// so no row of theirs exists.
+    pub fn with_fresh(mut self, fresh: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.fresh = fresh.into_iter().map(Into::into).collect();
+        self
     }
 
     /// Whether a row that came through `shard` is one whose key this writer holds (a row
@@ -61,10 +73,11 @@ impl OwnedShards {
             })
     }
 
-    /// Whether `self` holds a shard `before` did not (or is of another stream): an index
-    /// built for `before` lacks that shard's keys.
+    /// Whether `self` holds a shard with rows that `before` did not (or is of another
+    /// stream): an index built for `before` lacks that shard's keys.
     pub fn gains_over(&self, before: &OwnedShards) -> bool {
-        self.prefix != before.prefix || !self.shards.is_subset(&before.shards)
+        self.prefix != before.prefix
+            || (self.shards.iter()).any(|s| !before.shards.contains(s) && !self.fresh.contains(s))
     }
 }
 
@@ -118,5 +131,12 @@ mod tests {
         );
         assert!(!one.gains_over(&one.clone()));
         assert!(OwnedShards::new("t", ["a"]).gains_over(&one));
+        let fresh_b = OwnedShards::new("s", ["a", "b"]).with_fresh(["b"]);
+        assert!(
+            !fresh_b.gains_over(&one),
+            "a shard never committed has no keys to miss"
+        );
+        let fresh_a = OwnedShards::new("s", ["a", "b"]).with_fresh(["a"]);
+        assert!(fresh_a.gains_over(&one), "b has rows");
     }
 }

@@ -194,7 +194,12 @@ impl Shards {
                 todo.extend(parents.iter().map(String::as_str));
             }
         }
-        OwnedShards::new(&self.cfg.stream, owned)
+        // A held shard never committed has no row in the table (its records enter it only
+        // through its own fenced `txn`): gaining it costs the index nothing.
+        let fresh = (self.held.iter())
+            .filter(|(_, s)| s.txn.is_none())
+            .map(|(k, _)| k.to_string());
+        OwnedShards::new(&self.cfg.stream, owned).with_fresh(fresh)
     }
 
     /// The `txn` version of a held shard (`None`: not held).
