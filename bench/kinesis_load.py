@@ -71,13 +71,20 @@ def percentile(sorted_values, p):
     return sorted_values[k]
 
 
-def cpu_seconds(pid):
-    """utime + stime of a live process, in seconds (None once it is gone)."""
+def cpu_times(pid):
+    """(utime, stime) of a live process, in seconds (None once it is gone)."""
     try:
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tck = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tck, int(fields[12]) / tck
     except (OSError, IndexError, ValueError):
         return None
+
+
+def cpu_seconds(pid):
+    """utime + stime of a live process, in seconds (None once it is gone)."""
+    t = cpu_times(pid)
+    return None if t is None else t[0] + t[1]
 
 
 def main():
@@ -95,6 +102,9 @@ def main():
                     help="s3: tables in moto S3 with the DynamoDB commit lock; local: tables on local disk "
                          "(separates the writer from moto's S3 costs; leases stay in moto DynamoDB)")
     ap.add_argument("--out", help="also write the JSON result to this file")
+    ap.add_argument("--perf-data", help="also sample the writer with `perf record -g` (dwarf call graphs, "
+                                        "499 Hz) for the whole run into this file (use a symbolized build: "
+                                        "BENCH_WRITER=$CARGO_TARGET_DIR/profiling/writer, `make profile`)")
     args = ap.parse_args()
     procs = []
     port = free_port()
@@ -177,7 +187,13 @@ def run(args, url, kurl, emulators):
                                "--exit-when-idle", "15s",
                                "--log-format", "json"],
                               env=env, stdout=subprocess.PIPE, stderr=log)
+    perf = None
+    if args.perf_data:
+        perf = subprocess.Popen(["perf", "record", "-F", "499", "--call-graph", "dwarf,16384", "-p",
+                                 str(writer.pid), "-o", args.perf_data], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
     peak_rss = [0]
+    writer_user_sys = [(0.0, 0.0)]
     stop = threading.Event()
     pids = {"writer": writer.pid, **emulators}
     cpu_start = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
@@ -193,6 +209,7 @@ def run(args, url, kurl, emulators):
                 pass
             for name, pid in list(pids.items()):
                 cpu[name] = cpu_seconds(pid) or cpu[name]
+            writer_user_sys[0] = cpu_times(writer.pid) or writer_user_sys[0]
             time.sleep(0.2)
 
     # version -> wall time its commit file was first listed
@@ -256,6 +273,8 @@ def run(args, url, kurl, emulators):
     if gen.returncode != 0:
         raise RuntimeError(f"generator failed: {gen_err.decode()[-2000:]}")
     out, _ = writer.communicate(timeout=3600)
+    if perf is not None:
+        perf.wait(timeout=120)  # perf stops by itself when the process it follows exits
     threads[1].join()
     log.close()
     summary = json.loads(out.decode().strip().splitlines()[-1])
@@ -313,6 +332,8 @@ def run(args, url, kurl, emulators):
         # CPU seconds each process used during the run (2 cores in all on the bench machine):
         # shows which part was the bottleneck.
         "cpu_seconds": {name: round(cpu[name] - cpu_start[name], 1) for name in pids}, "writer_summary": summary,
+        "writer_user_sys_seconds": [round(x, 1) for x in writer_user_sys[0]],
+        "writer_cpu_seconds_per_million_events": round((cpu["writer"] - cpu_start["writer"]) * 1e6 / summary["read"], 1),
         "writer_log": log_path,
     }
     result["expected"] = expected_counts(args, len(probes))
