@@ -15,7 +15,7 @@ export WRITER_BIN := $(CARGO_TARGET_DIR)/debug/writer
 export LOADGEN_BIN := $(CARGO_TARGET_DIR)/debug/loadgen
 export COMPACTOR_BIN := $(CARGO_TARGET_DIR)/debug/compactor
 
-.PHONY: all build demo test lint unit integration terraform-check venv bench profile bench-kinesis bench-soak bench-soak-s3 bench-multiwriter bench-cold-start sim-scaling clean-lake deploy
+.PHONY: all build demo test lint unit integration terraform-check venv bench profile bench-kinesis bench-soak bench-soak-s3 bench-multiwriter bench-cold-start sim-scaling clean-lake deploy profile-service
 
 all: build
 
@@ -65,6 +65,15 @@ profile:
 	$(CARGO_TARGET_DIR)/profiling/loadgen generate --count 1000000 --seed 1 --output $(PROFILE_DIR)/events.ndjson --duplicate-ratio 0.05 --large-ratio 0.0005 --end-time 1764000000
 	perf record -F 499 --call-graph dwarf,16384 -o $(PROFILE_DIR)/perf.data -- $(CARGO_TARGET_DIR)/profiling/writer ingest --input $(PROFILE_DIR)/events.ndjson --table $(PROFILE_DIR)/lake/events --rejected-table $(PROFILE_DIR)/lake/rejected --max-batch-events 200000 --min-created-at 946684800 --max-future 36500d
 	perf report -i $(PROFILE_DIR)/perf.data --no-children --sort symbol --stdio -g none --percent-limit 0.8 | grep '%'
+
+# Profile `writer run` at the deployed settings (issue 16): 10 minutes at 1,000 events/s, 30 s
+# flush, 1 s poll, under `perf record -g`, then the CPU attributed to the pipeline's parts.
+profile-service: venv
+	cargo build --profile profiling --workspace --bins
+	mkdir -p $(PROFILE_DIR)
+	BENCH_WRITER=$(CARGO_TARGET_DIR)/profiling/writer BENCH_LOADGEN=$(CARGO_TARGET_DIR)/profiling/loadgen PATH="$(VENV)/bin:$$PATH" $(PY) bench/kinesis_load.py --events 600000 --rate 1000 --flush-interval 30s --store s3 --poll-interval 1s --perf-data $(PROFILE_DIR)/service.perf --out $(PROFILE_DIR)/service.json
+	perf script -i $(PROFILE_DIR)/service.perf -F comm,tid,ip,sym --no-inline 2>/dev/null | gzip -1 > $(PROFILE_DIR)/service.script.gz
+	$(PY) bench/perf_attribution.py $(PROFILE_DIR)/service.script.gz
 
 # Kinesis load test (issue 4): kinesalite (npm, in memory, loopback) for Kinesis, moto for S3
 # and DynamoDB. KINESIS_ARGS e.g. `--events 1000000 --rate 1000 --out bench/results/x.json`.

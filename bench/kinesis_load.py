@@ -104,7 +104,7 @@ def main():
     ap.add_argument("--out", help="also write the JSON result to this file")
     ap.add_argument("--perf-data", help="also sample the writer with `perf record -g` (dwarf call graphs, "
                                         "499 Hz) for the whole run into this file (use a symbolized build: "
-                                        "BENCH_WRITER=$CARGO_TARGET_DIR/profiling/writer, `make profile`)")
+                                        "BENCH_WRITER=$CARGO_TARGET_DIR/profiling/writer, `make profile-service` does it all)")
     args = ap.parse_args()
     procs = []
     port = free_port()
