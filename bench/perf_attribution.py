@@ -16,8 +16,11 @@ import gzip
 import sys
 
 PARTS = [
-    ("Kinesis records → RawRecord (KPL de-aggregation, copies)", ["push_raw_records", "kpl::deaggregate"]),
-    ("Kinesis SDK: GetRecords (deserialise, sign, orchestrate)", ["aws_sdk_kinesis"]),
+    # Session 14 on: GetRecords is the writer's own signed call (`kinesis::get_records`);
+    # before, the SDK's, whose records were then copied (`push_raw_records`).
+    ("Kinesis GetRecords, own call (sign, HTTP, parse, base64, KPL)",
+     ["kinesis::get_records", "push_raw_records", "kpl::deaggregate"]),
+    ("Kinesis SDK (GetRecords before session 14; GetShardIterator, ListShards)", ["aws_sdk_kinesis"]),
     ("DynamoDB SDK (commit lock, leases)", ["aws_sdk_dynamodb"]),
     ("decode + enrich (schemas::parse, writer::decode, rows)", ["schemas::parse", "writer::decode", "writer::rows"]),
     ("dedupe index", ["writer::dedupe", "storage::files"]),

@@ -43,6 +43,11 @@ CASES = {
     "getrecords-500": ([Rule("error", "kinesis", "GetRecords", status=500)], 30, ("kinesis",)),
     "getrecords-denied": ([Rule("deny", "kinesis", "GetRecords")], 16, ("kinesis",)),
     "getrecords-throttled": ([Rule("throttle", "kinesis", "GetRecords")], 12, ("kinesis",)),
+    # GetRecords is not the SDK's (issue 16): its own error classification must send an
+    # expired iterator back to GetShardIterator after the last record read (TRIM_HORIZON:
+    # re-acquiring from the start position would re-read everything).
+    "getrecords-expired-iterator": ([Rule("deny", "kinesis", "GetRecords", code="ExpiredIteratorException",
+                                          probability=0.5, max_count=6)], 8, ("kinesis",)),
     "lease-update-500": ([Rule("error", "dynamodb", "UpdateItem", LEASES, status=500)], 8, ("dynamodb",)),
     "lease-update-lost-reply": ([Rule("drop", "dynamodb", "UpdateItem", LEASES, after=True, probability=0.5)],
                                 8, ("dynamodb",)),
@@ -66,6 +71,7 @@ MATRIX = [
     ("getrecords-denied", "TRIM_HORIZON"),
     ("getrecords-denied", "LATEST"),
     ("getrecords-throttled", "LATEST"),
+    ("getrecords-expired-iterator", "TRIM_HORIZON"),
     ("lease-update-500", "TRIM_HORIZON"),
     ("lease-update-lost-reply", "TRIM_HORIZON"),
     ("lock-put-throttled-500", "LATEST"),
@@ -81,7 +87,7 @@ def _rules(case, env, window):
     """Fresh copies of a case's rules, with the Env's table names and the window."""
     tables = {LEASES: env.leases, LOCK: env.lock}
     return [Rule(r.action, r.service, r.op, tables.get(r.table, r.table), status=r.status, code=r.code,
-                 delay=r.delay, after=r.after, probability=r.probability, duration=window)
+                 delay=r.delay, after=r.after, probability=r.probability, max_count=r.max_count, duration=window)
             for r in CASES[case][0]]
 
 

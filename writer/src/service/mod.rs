@@ -122,7 +122,7 @@ impl Service {
             cfg.lease_duration,
         );
         leases.ensure().await?;
-        let kinesis = crate::source::kinesis::client().await;
+        let kinesis = crate::source::kinesis::clients().await?;
         let metrics = Arc::new(Metrics::default());
         if let Some(port) = cfg.metrics_port {
             let listener = tokio::net::TcpListener::bind((cfg.metrics_host.as_str(), port))

@@ -25,7 +25,7 @@ use crate::dedupe::OwnedShards;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::source::kinesis::lease::{self, CHECKPOINT_SHARD_END, Lease, LeaseError, LeaseTable};
 use crate::source::kinesis::{
-    ReadFrom, ReadSpec, ShardEvent, StartPosition, list_shards, read_shard,
+    Clients, ReadFrom, ReadSpec, ShardEvent, StartPosition, list_shards, read_shard,
 };
 
 /// How far back (in table versions) the commit carrying a shard's `txn` is looked for.
@@ -75,8 +75,9 @@ pub struct Shards {
     cfg: Arc<ServiceConfig>,
     /// The lease table, acting as this writer (`--writer-id`).
     leases: LeaseTable,
-    /// Kinesis client for shard discovery (ListShards), cloned into every reader task.
-    kinesis: aws_sdk_kinesis::Client,
+    /// Kinesis clients: the SDK for shard discovery (ListShards); both cloned into every
+    /// reader task.
+    kinesis: Clients,
     /// The shards this instance holds the lease of and reads.
     held: HashMap<Arc<str>, Shard>,
     /// Where every reader sends its events (the service loop receives them).
@@ -103,7 +104,7 @@ impl Shards {
     pub fn new(
         cfg: Arc<ServiceConfig>,
         leases: LeaseTable,
-        kinesis: aws_sdk_kinesis::Client,
+        kinesis: Clients,
         metrics: Arc<Metrics>,
     ) -> (Shards, mpsc::Receiver<Tagged>) {
         let (events, rx) = mpsc::channel(64);
@@ -262,7 +263,7 @@ impl Shards {
 
     /// Create a lease for every shard of the stream that has none yet.
     async fn discover(&mut self) -> Result<(), ServiceError> {
-        let shards = list_shards(&self.kinesis, &self.cfg.stream).await?;
+        let shards = list_shards(&self.kinesis.sdk, &self.cfg.stream).await?;
         let existing: HashSet<String> = self
             .leases
             .list()

@@ -4,6 +4,7 @@
 //! ([`crate::service`]), which owns the leases. A reader sends batches of records with the
 //! shard's lag, and a final marker when the shard is closed and fully read.
 
+pub mod get_records;
 pub mod kpl;
 pub mod lease;
 
@@ -11,13 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::error::SdkError;
-use aws_sdk_kinesis::operation::get_records::{GetRecordsError, GetRecordsOutput};
-use aws_sdk_kinesis::types::{Record, ShardIteratorType};
-use bytes::Bytes;
+use aws_sdk_kinesis::types::ShardIteratorType;
 use tokio::sync::{mpsc, watch};
 
-use crate::source::{Position, RawRecord};
+use crate::source::RawRecord;
+use get_records::{Answer, GetRecordsError, RecordsClient};
 
 /// Where to start a shard that has no checkpoint yet.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,8 +71,25 @@ pub struct KinesisError {
     pub message: String,
 }
 
-pub async fn client() -> Client {
-    Client::new(storage::aws::sdk_config().await)
+/// The Kinesis clients of a writer: the SDK for everything but GetRecords, which goes
+/// through [`RecordsClient`] (the hot call; see [`get_records`]).
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub sdk: Client,
+    pub records: Arc<RecordsClient>,
+}
+
+pub async fn clients() -> Result<Clients, KinesisError> {
+    let config = storage::aws::sdk_config().await;
+    let records = RecordsClient::new(config).map_err(|e| KinesisError {
+        stream: String::new(),
+        step: "GetRecords client",
+        message: e.to_string(),
+    })?;
+    Ok(Clients {
+        sdk: Client::new(config),
+        records: Arc::new(records),
+    })
 }
 
 /// All shards of the stream (open and closed), with their parents.
@@ -213,7 +229,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Read one shard until it ends or `stop` flips. Handles throttling (back-off), expired
 /// iterators (re-acquired from the last sequence read) and KPL aggregates.
 pub async fn read_shard(
-    client: Client,
+    clients: Clients,
     spec: ReadSpec,
     tx: mpsc::Sender<ShardEvent>,
     stop: watch::Receiver<bool>,
@@ -226,7 +242,7 @@ pub async fn read_shard(
         iterator: None,
         backoff: spec.poll,
         reported_tip: false,
-        client,
+        clients,
         spec,
         tx,
         stop,
@@ -252,8 +268,8 @@ enum Step {
 
 /// The state of one shard's reader task.
 struct Reader {
-    /// The Kinesis client (shared by every reader).
-    client: Client,
+    /// The Kinesis clients (shared by every reader).
+    clients: Clients,
     /// Stream, shard, initial position, poll interval and records per call.
     spec: ReadSpec,
     /// Where events go (the service's generation-tagging forwarder).
@@ -276,7 +292,8 @@ impl Reader {
     /// and fully read shard has none: the end is reported.
     async fn acquire(&mut self) -> Step {
         let req = self
-            .client
+            .clients
+            .sdk
             .get_shard_iterator()
             .stream_name(&self.spec.stream)
             .shard_id(self.spec.shard.as_ref());
@@ -292,7 +309,9 @@ impl Reader {
                 .timestamp(aws_sdk_kinesis::primitives::DateTime::from_secs_f64(*t)),
             (None, _) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
         };
-        match req.send().await {
+        // GetRecords goes to the endpoint the SDK resolves for this call.
+        let capture = self.clients.records.endpoint_capture();
+        match req.customize().interceptor(capture).send().await {
             Ok(r) => {
                 self.iterator = r.shard_iterator().map(String::from);
                 if self.iterator.is_none() {
@@ -311,11 +330,9 @@ impl Reader {
     /// One GetRecords call with `iterator`: deliver what it returned, or handle the error.
     async fn poll(&mut self, iterator: String) -> Step {
         let call = self
-            .client
-            .get_records()
-            .shard_iterator(iterator)
-            .limit(self.spec.limit)
-            .send()
+            .clients
+            .records
+            .get_records(&self.spec.shard, &iterator, self.spec.limit)
             .await;
         match call {
             Ok(out) => self.deliver(out).await,
@@ -325,42 +342,31 @@ impl Reader {
 
     /// Send the records of a GetRecords answer, move to the next iterator (none: the shard
     /// is closed and fully read), and pause after an empty answer.
-    async fn deliver(&mut self, out: GetRecordsOutput) -> Step {
+    async fn deliver(&mut self, out: Answer) -> Step {
         self.backoff = self.spec.poll;
         let received = std::time::Instant::now();
         let shard = &self.spec.shard;
-        let mut records = Vec::with_capacity(out.records().len());
-        for r in out.records() {
-            push_raw_records(&mut records, shard, r);
+        if let Some(last) = &out.last_sequence {
+            self.last_seq = Some(last.to_string());
         }
-        if let Some(last) = out.records().last() {
-            self.last_seq = Some(last.sequence_number().to_string());
-        }
-        let empty = records.is_empty();
-        if !empty {
-            let oldest_arrival = out
-                .records()
-                .iter()
-                .filter_map(|r| r.approximate_arrival_timestamp())
-                .map(|t| t.as_secs_f64())
-                .reduce(f64::min);
+        let got = out.kinesis_records;
+        let behind = out.millis_behind;
+        if !out.records.is_empty() {
             let ev = ShardEvent::Records {
                 shard: shard.clone(),
-                records,
-                millis_behind: out.millis_behind_latest(),
+                records: out.records,
+                millis_behind: behind,
                 received,
-                oldest_arrival,
+                oldest_arrival: out.oldest_arrival,
             };
             if self.tx.send(ev).await.is_err() {
                 return Step::Stop;
             }
         }
-        self.iterator = out.next_shard_iterator().map(String::from);
+        self.iterator = out.next_iterator;
         if self.iterator.is_none() {
             return self.end().await;
         }
-        let got = out.records().len();
-        let behind = out.millis_behind_latest();
         if !self.reported_tip && at_tip(got, self.spec.limit, behind, self.spec.poll) {
             self.reported_tip = true;
             let shard = shard.clone();
@@ -378,14 +384,16 @@ impl Reader {
     /// A failed GetRecords: an expired iterator is re-acquired at once; throttling backs
     /// off for as long as it lasts; any other error backs off and, once the back-off
     /// reaches its maximum, is reported (the service restarts the reader).
-    async fn failed(&mut self, e: SdkError<GetRecordsError>) -> Step {
-        let service = e.as_service_error();
-        if service.is_some_and(|s| s.is_expired_iterator_exception()) {
-            self.iterator = None; // re-acquire after last_seq
-            return Step::Continue;
-        }
-        let throttled = service.is_some_and(|s| s.is_provisioned_throughput_exceeded_exception());
-        let msg = aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string();
+    async fn failed(&mut self, e: GetRecordsError) -> Step {
+        let throttled = match &e {
+            GetRecordsError::ExpiredIterator(_) => {
+                self.iterator = None; // re-acquire after last_seq
+                return Step::Continue;
+            }
+            GetRecordsError::Throttled(_) => true,
+            GetRecordsError::Other(_) => false,
+        };
+        let msg = e.to_string();
         if throttled {
             tracing::debug!(shard = %self.spec.shard, "throttled; backing off");
         } else {
@@ -416,34 +424,6 @@ impl Reader {
         let shard = self.spec.shard.clone();
         let _ = self.tx.send(ShardEvent::End { shard }).await;
         Step::Stop
-    }
-}
-
-/// Add the raw records in one Kinesis record to `out`: the parts of a KPL aggregate
-/// (positions `seq:0`, `seq:1`, …), else the record itself.
-fn push_raw_records(out: &mut Vec<RawRecord>, shard: &Arc<str>, r: &Record) {
-    let sequence: Arc<str> = Arc::from(r.sequence_number());
-    // The stream's own clock, fixed for the record's lifetime: validation against it is the
-    // same on every replay (see `RawRecord::judged_at`).
-    let judged_at = r.approximate_arrival_timestamp().map(|t| t.secs());
-    let raw = |data: &[u8], sub: Option<u32>| RawRecord {
-        data: Bytes::copy_from_slice(data),
-        position: Position::Sequence {
-            shard: shard.clone(),
-            sequence: sequence.clone(),
-            sub,
-        },
-        judged_at,
-    };
-    let data = r.data().as_ref();
-    match kpl::deaggregate(data) {
-        Some(parts) => out.extend(
-            parts
-                .into_iter()
-                .enumerate()
-                .map(|(i, p)| raw(p, Some(i as u32))),
-        ),
-        None => out.push(raw(data, None)),
     }
 }
 
