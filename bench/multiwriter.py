@@ -112,7 +112,9 @@ def parse_log(path):
         msg = f.get("message")
         table = str(f.get("table", rec.get("table", "")))
         if msg == "batch committed":
-            batches.append({"commit_ms": f.get("commit_ms"), "read": f.get("read"), "freshness_ms": f.get("freshness_ms")})
+            batches.append({"commit_ms": f.get("commit_ms"), "read": f.get("read"), "freshness_ms": f.get("freshness_ms"),
+                            # Cumulative per process (issue 15: what a shard takeover re-reads).
+                            **{k: f.get(k) for k in ("key_files_read", "scopes_completed", "gain_files_skipped")}})
         elif msg == "commit conflict, retrying" and not table.rstrip("/").endswith("events_rejected"):
             pending += 1
             conflict_ts.append(rec.get("timestamp"))
@@ -258,7 +260,11 @@ def _run_one(args, store, n, emu, work):
         batches += b
         appends += a
         conflict_ts += c
+        last = b[-1] if b else {}
         per_writer.append({"writer": f"w{i}", "commits": len(b), "conflicts": sum(x["conflicts"] for x in a),
+                           "key_files_read": last.get("key_files_read"),
+                           "scopes_completed": last.get("scopes_completed"),
+                           "gain_files_skipped": last.get("gain_files_skipped"),
                            "summary": summaries[i]})
     conflicts = sum(x["conflicts"] for x in appends)
     clean = [x["total_ms"] for x in appends if x["conflicts"] == 0 and x["total_ms"] is not None]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use deltalake::arrow::array::{Array, AsArray, RecordBatch};
-use deltalake::arrow::compute::{max, min};
+use deltalake::arrow::compute::{max, max_string, min, min_string};
 use deltalake::arrow::datatypes::{DataType, Int64Type};
 use deltalake::kernel::Add;
 use deltalake::logstore::object_store::ObjectStoreExt;
@@ -223,7 +223,7 @@ fn object_path(path: &str) -> Path {
 }
 
 /// The `add` action that publishes a written file, with per-file statistics (row count,
-/// null counts, min/max of integer columns) so engines can prune files.
+/// null counts, min/max of integer columns and of `source_shard`) so engines can prune files.
 pub fn add_action(
     path: &str,
     size: usize,
@@ -245,6 +245,13 @@ pub fn add_action(
     }
 }
 
+/// String columns whose min/max go into `add.stats` besides the integer ones. Only short,
+/// low-cardinality values: `source_shard` (a Kinesis shard id), so a writer that takes over
+/// a shard re-reads only the files whose range may hold that shard's rows (issue 15) and
+/// engines can prune by shard. Payloads and ids would only bloat the log: their ranges span
+/// nearly everything.
+const STRING_STATS_COLUMNS: &[&str] = &[schemas::table::SOURCE_SHARD];
+
 fn stats_json(batch: &RecordBatch) -> Value {
     let mut mins = Map::new();
     let mut maxs = Map::new();
@@ -252,12 +259,22 @@ fn stats_json(batch: &RecordBatch) -> Value {
     let schema = batch.schema();
     for (field, col) in schema.fields().iter().zip(batch.columns()) {
         nulls.insert(field.name().clone(), json!(col.null_count()));
-        if let DataType::Int64 = field.data_type() {
-            let a = col.as_primitive::<Int64Type>();
-            if let (Some(lo), Some(hi)) = (min(a), max(a)) {
-                mins.insert(field.name().clone(), json!(lo));
-                maxs.insert(field.name().clone(), json!(hi));
+        match field.data_type() {
+            DataType::Int64 => {
+                let a = col.as_primitive::<Int64Type>();
+                if let (Some(lo), Some(hi)) = (min(a), max(a)) {
+                    mins.insert(field.name().clone(), json!(lo));
+                    maxs.insert(field.name().clone(), json!(hi));
+                }
             }
+            DataType::Utf8 if STRING_STATS_COLUMNS.contains(&field.name().as_str()) => {
+                let a = col.as_string::<i32>();
+                if let (Some(lo), Some(hi)) = (min_string(a), max_string(a)) {
+                    mins.insert(field.name().clone(), json!(lo));
+                    maxs.insert(field.name().clone(), json!(hi));
+                }
+            }
+            _ => {}
         }
     }
     json!({"numRecords": batch.num_rows(), "minValues": mins, "maxValues": maxs, "nullCount": nulls})
@@ -497,6 +514,40 @@ mod tests {
         assert!(matches!(put, Err(LakeError::Invariant { .. })));
         let listed = store.list(None).count().await;
         assert_eq!(listed, 0, "nothing was uploaded");
+    }
+
+    #[test]
+    fn stats_carry_integer_ranges_and_the_shard_range_but_no_other_string() {
+        use deltalake::arrow::array::{Int64Array, StringArray};
+        use deltalake::arrow::datatypes::{Field, Schema};
+        let schema = Schema::new(vec![
+            Field::new("created_at", DataType::Int64, false),
+            Field::new("source_shard", DataType::Utf8, true),
+            Field::new("payload", DataType::Utf8, false),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from(vec![5, 3, 9])),
+                Arc::new(StringArray::from(vec![
+                    Some("shard-2"),
+                    None,
+                    Some("shard-10"),
+                ])),
+                Arc::new(StringArray::from(vec!["{}", "{\"a\":1}", "{}"])),
+            ],
+        )
+        .expect("batch");
+        let stats = stats_json(&batch);
+        assert_eq!(stats["numRecords"], 3);
+        assert_eq!(stats["minValues"]["created_at"], 3);
+        assert_eq!(stats["maxValues"]["created_at"], 9);
+        // Byte order, as Parquet and every Delta reader compare strings.
+        assert_eq!(stats["minValues"]["source_shard"], "shard-10");
+        assert_eq!(stats["maxValues"]["source_shard"], "shard-2");
+        assert_eq!(stats["nullCount"]["source_shard"], 1);
+        assert!(stats["minValues"].get("payload").is_none());
+        assert!(stats["maxValues"].get("payload").is_none());
     }
 
     #[test]

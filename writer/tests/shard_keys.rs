@@ -198,3 +198,73 @@ async fn gaining_a_shard_never_committed_keeps_the_index_and_taking_over_one_rel
     assert_eq!(rows.len(), 30 + 30 + 30 + 10);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 15: taking over a shard re-reads only the files that may hold its rows (their
+/// `source_shard` statistics), not every file of the partitions held, and stays exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_over_a_shard_reads_only_the_files_that_may_hold_its_rows() {
+    let dir = temp_dir("shard-keys-takeover");
+    let mut a = open(&dir, "a", "shard-a", true).await;
+    let mut b = open(&dir, "b", "shard-b", true).await;
+    let mut c = open(&dir, "c", "shard-c", true).await;
+    // Three writers, three commits each: every commit adds one file to each of the three
+    // partitions (the event types), so each partition holds 9 files, 3 per shard.
+    for r in 0..3u64 {
+        let n = 30 * r;
+        round(
+            &mut a,
+            "shard-a",
+            r as i64,
+            from_shard("shard-a", n..n + 30),
+        )
+        .await;
+        round(
+            &mut b,
+            "shard-b",
+            r as i64,
+            from_shard("shard-b", 1000 + n..1030 + n),
+        )
+        .await;
+        round(
+            &mut c,
+            "shard-c",
+            r as i64,
+            from_shard("shard-c", 2000 + n..2030 + n),
+        )
+        .await;
+    }
+    let before = b.events.index_stats();
+    // b takes shard-a over (a stopped); a's last records are delivered again, with new ones.
+    b.events
+        .own_shards(Some(OwnedShards::new(STREAM, ["shard-a", "shard-b"])));
+    let report = round(&mut b, "shard-a", 3, from_shard("shard-a", 80..100)).await;
+    assert_eq!(report.counts.duplicates, 10, "a's committed records caught");
+    assert_eq!(report.counts.written, 10);
+    let after = b.events.index_stats();
+    assert_eq!(
+        after.files_read - before.files_read,
+        9,
+        "only shard-a's 3 files in each of the 3 partitions are read: {after:?}"
+    );
+    assert_eq!(
+        after.gain_files_skipped - before.gain_files_skipped,
+        18,
+        "{after:?}"
+    );
+    assert_eq!(
+        after.scopes_completed - before.scopes_completed,
+        3,
+        "{after:?}"
+    );
+    // The completed partitions are exact for both shards: b's and a's copies are caught.
+    let mut again: Vec<RawRecord> = from_shard("shard-b", 1060..1065);
+    again.extend(from_shard("shard-a", 0..5));
+    let report = round(&mut b, "shard-b", 3, again).await;
+    assert_eq!(report.counts.duplicates, 10, "{report:?}");
+    assert_eq!(report.counts.written, 0);
+    let rows = table_rows(&events_uri(&dir), EVENT_UUID).await;
+    let distinct: std::collections::HashSet<_> = rows.iter().collect();
+    assert_eq!(rows.len(), distinct.len(), "no event stored twice");
+    assert_eq!(rows.len(), 3 * 90 + 10);
+    let _ = std::fs::remove_dir_all(&dir);
+}

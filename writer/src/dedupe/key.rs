@@ -1,5 +1,6 @@
 //! Dedupe keys and the exact key set of one scope.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use hashbrown::HashSet;
@@ -71,6 +72,10 @@ pub(super) struct ScopeKeys {
     pub(super) period_start: Instant,
     /// Keys probed in this scope since `period_start`.
     pub(super) probed: u64,
+    /// Shards taken over since these keys were loaded, whose keys they lack (shard-scoped
+    /// dedupe): until they are read the scope is incomplete, so it is completed before a
+    /// lookup trusts it (see `KeyIndex::own_shards`). Empty: complete.
+    pub(super) missing: BTreeSet<String>,
 }
 
 #[derive(Debug)]
@@ -100,6 +105,7 @@ impl ScopeKeys {
             last_probe: at,
             period_start: at,
             probed: 0,
+            missing: BTreeSet::new(),
         }
     }
 

@@ -45,7 +45,7 @@ mod filter;
 mod key;
 mod owner;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,7 @@ use storage::log::LogEntry;
 
 pub use key::Key;
 use key::ScopeKeys;
+use owner::Gain;
 pub use owner::OwnedShards;
 
 /// Key-column files read at once (object-store GETs in flight; each file is small: a commit
@@ -126,6 +127,11 @@ pub struct IndexStats {
     /// Other writers' commits skipped unread (shard-scoped dedupe: none of their shards is
     /// held here).
     pub foreign_commits_skipped: u64,
+    /// Held scopes completed with the keys of shards taken over (shard-scoped dedupe),
+    /// and the files their completion did not read: statistics proved they hold none of
+    /// those shards' rows.
+    pub scopes_completed: u64,
+    pub gain_files_skipped: u64,
     /// Lookups in a scope too large for the budget, answered by streaming its key column
     /// (each re-reads the scope's files: a sign the budget is too small).
     pub scopes_streamed: u64,
@@ -155,6 +161,9 @@ pub struct UnloadedScopes {
     files: FilesByScope,
     /// Rows per scope (from file statistics), to judge whether a scope fits the budget.
     records: HashMap<Scope, usize>,
+    /// Scopes whose files were narrowed to those that may hold shards taken over: they only
+    /// complete the keys held, never make a scope on their own.
+    completing: HashSet<Scope>,
 }
 
 /// Among a batch's keys, those the table already holds, per scope.
@@ -178,17 +187,29 @@ impl KeyIndex {
         }
     }
 
-    /// Hold only the keys of `owned`'s shards from now on (`None`: every key). Gaining a
-    /// shard forgets every held scope: they lack its keys.
+    /// Hold only the keys of `owned`'s shards from now on (`None`: every key).
+    ///
+    /// Gaining a shard with rows leaves every held scope without its keys. Exact scopes are
+    /// kept, marked as missing the gained shards, and completed on next use by reading only
+    /// the files that may hold those shards' rows ([`owner::may_hold`]); re-reading every
+    /// file of every partition instead made a takeover cost thousands of GETs and a batch
+    /// of tens of seconds on an uncompacted table (issue 15, 8 writers). Scopes held as
+    /// filters are dropped (a filter built without those keys would rule them out).
     pub fn own_shards(&mut self, owned: Option<OwnedShards>) {
-        let gained = match (&self.owned, &owned) {
-            (None, Some(_)) => false, // every key held so far: a superset
-            (Some(before), Some(now)) => now.gains_over(before),
-            (Some(_), None) => true,
-            (None, None) => false,
+        let gain = match (&self.owned, &owned) {
+            (None, _) => Gain::Nothing, // every key held so far: a superset
+            (Some(before), Some(now)) => now.gain_over(before),
+            (Some(_), None) => Gain::Everything,
         };
-        if gained {
-            self.scopes.clear();
+        match gain {
+            Gain::Nothing => {}
+            Gain::Everything => self.scopes.clear(),
+            Gain::Shards(gained) => {
+                self.scopes.retain(|_, sk| sk.is_exact());
+                for sk in self.scopes.values_mut() {
+                    sk.missing.extend(gained.iter().cloned());
+                }
+            }
         }
         self.owned = owned;
     }
@@ -304,13 +325,15 @@ impl KeyIndex {
         self.scopes.clear();
     }
 
-    /// The scopes among `candidates` whose keys must be read: those not held, and those held
-    /// as a filter that may hold one of the candidate keys.
+    /// The scopes among `candidates` whose keys must be read: those not held, those missing
+    /// the keys of a shard taken over, and those held as a filter that may hold one of the
+    /// candidate keys.
     pub fn unloaded(&self, candidates: &HashMap<Scope, Vec<&Key>>) -> Vec<Scope> {
         candidates
             .iter()
             .filter(|(s, keys)| match self.scopes.get(*s) {
                 None => true,
+                Some(sk) if !sk.missing.is_empty() => true,
                 Some(sk) => !sk.is_exact() && keys.iter().any(|k| sk.contains(k)),
             })
             .map(|(s, _)| s.clone())
@@ -318,33 +341,52 @@ impl KeyIndex {
     }
 
     /// The live files of `scopes` in `table` (which must be at the version the index
-    /// reflects), and their row counts (from stats).
+    /// reflects), and their row counts (from stats). For a held scope missing the keys of
+    /// shards taken over, only the files that may hold those shards' rows.
     pub fn live_files(
-        &self,
+        &mut self,
         table: &DeltaTable,
         scopes: Vec<Scope>,
     ) -> Result<UnloadedScopes, LakeError> {
         let snapshot = table
             .snapshot()
             .map_err(|e| LakeError::delta(&self.table_name, "snapshot", e))?;
-        let wanted: HashSet<&Scope> = scopes.iter().collect();
+        // Scope wanted -> the shards it misses (`None`: not held, every file is read).
+        let wanted: HashMap<&Scope, Option<&BTreeSet<String>>> = (scopes.iter())
+            .map(|s| {
+                let missing = self.scopes.get(s).map(|sk| &sk.missing);
+                (s, missing.filter(|m| !m.is_empty()))
+            })
+            .collect();
         let mut files: FilesByScope = HashMap::new();
         let mut records: HashMap<Scope, usize> = HashMap::new();
+        let mut skipped = 0u64;
+        let completing = (wanted.iter())
+            .filter(|(_, m)| m.is_some())
+            .map(|(s, _)| (*s).clone())
+            .collect();
         for f in snapshot.log_data().iter() {
             let scope = self.scope_of_map(&f.partition_values_map());
-            if wanted.contains(&scope) {
-                *records.entry(scope.clone()).or_default() += f.num_records().unwrap_or(0);
-                files
-                    .entry(scope)
-                    .or_default()
-                    .push((f.path().into_owned(), u64::try_from(f.size()).ok()));
+            let Some(missing) = wanted.get(&scope) else {
+                continue;
+            };
+            if missing.is_some_and(|m| !owner::may_hold(f.stats().as_deref(), m)) {
+                skipped += 1;
+                continue;
             }
+            *records.entry(scope.clone()).or_default() += f.num_records().unwrap_or(0);
+            files
+                .entry(scope)
+                .or_default()
+                .push((f.path().into_owned(), u64::try_from(f.size()).ok()));
         }
         drop(wanted);
+        self.stats.gain_files_skipped += skipped;
         Ok(UnloadedScopes {
             scopes,
             files,
             records,
+            completing,
         })
     }
 
@@ -422,12 +464,35 @@ impl KeyIndex {
                 continue;
             }
             promised += estimate;
-            if self.scopes.get(&scope).is_some_and(|sk| !sk.is_exact()) {
-                self.stats.filter_reloads += 1;
-            }
+            let keys = match self.scopes.remove(&scope) {
+                // Missing shards taken over: `scope_files` are the files that may hold
+                // their rows; their keys complete the held ones. Out of the index until
+                // then, so a failed read leaves the scope absent (re-read in full).
+                Some(mut sk) if !sk.missing.is_empty() => {
+                    promised += sk.memory();
+                    sk.missing.clear();
+                    self.stats.scopes_completed += 1;
+                    sk
+                }
+                _ if unloaded.completing.contains(&scope) => {
+                    // The held keys went away since the files were chosen (not on any
+                    // path today: a lookup's scopes are never evicted during it). Those
+                    // files alone would make an incomplete scope: refuse, the batch retries.
+                    return Err(LakeError::Invariant {
+                        table: self.table_name.clone(),
+                        detail: "a scope being completed after a shard takeover was evicted".into(),
+                    });
+                }
+                held => {
+                    if held.is_some_and(|sk| !sk.is_exact()) {
+                        self.stats.filter_reloads += 1;
+                    }
+                    ScopeKeys::exact_at(now, records)
+                }
+            };
             let tag = loading.len();
             files.extend(scope_files.into_iter().map(|(p, n)| (tag, p, n)));
-            loading.push((scope, ScopeKeys::exact_at(now, records)));
+            loading.push((scope, keys));
         }
         // A failed read leaves every scope of this pass unloaded (re-read on next use).
         self.read_key_files(store, files, |tag, keys| {
@@ -497,7 +562,9 @@ impl KeyIndex {
             if keep.contains_key(scope) {
                 return true;
             }
-            if probed == 0 {
+            // A scope still missing a taken-over shard's keys cannot become a filter
+            // (the filter would rule those keys out): dropped instead.
+            if probed == 0 || (probed < DEMOTE_BELOW_PROBES && !sk.missing.is_empty()) {
                 dropped += 1;
                 return false;
             }

@@ -17,13 +17,18 @@
 //! arrives through another writer's shard (a producer re-sending under a different
 //! partition key) is not seen by this writer and is stored again; a commit carrying no
 //! `txn`, or a `txn` of another application, is always read (its rows' origin is unknown).
-//! Gaining a shard (a lease taken over) forgets every held partition, because the index
-//! does not hold that shard's keys: they are re-read, filtered, on next use. A shard never
+//! Gaining a shard (a lease taken over) leaves every held partition without that shard's
+//! keys: each is completed on next use by reading only the files whose statistics may hold
+//! the gained shard's rows ([`may_hold`]: the `source_shard` range the writer puts in
+//! `add.stats`; files of other writers' shards are skipped, compacted files are read), and
+//! partitions held as filters are dropped (re-read in full on next use). A shard never
 //! committed (no `txn` in the table: a new stream's shards, the children of a reshard) has
-//! no key anywhere, so gaining it forgets nothing.
+//! no key anywhere, so gaining it costs nothing.
 
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
+use schemas::table::SOURCE_SHARD;
 use storage::log::LogEntry;
 
 use crate::service::progress::app_id;
@@ -73,11 +78,57 @@ impl OwnedShards {
             })
     }
 
-    /// Whether `self` holds a shard with rows that `before` did not (or is of another
-    /// stream): an index built for `before` lacks that shard's keys.
-    pub fn gains_over(&self, before: &OwnedShards) -> bool {
-        self.prefix != before.prefix
-            || (self.shards.iter()).any(|s| !before.shards.contains(s) && !self.fresh.contains(s))
+    /// What an index built for `before` lacks when `self` is held: the keys of the shards
+    /// with rows that `before` did not hold, or everything (another stream).
+    pub fn gain_over(&self, before: &OwnedShards) -> Gain {
+        if self.prefix != before.prefix {
+            return Gain::Everything;
+        }
+        let gained: BTreeSet<String> = (self.shards.iter())
+            .filter(|s| !before.shards.contains(*s) && !self.fresh.contains(*s))
+            .cloned()
+            .collect();
+        if gained.is_empty() {
+            Gain::Nothing
+        } else {
+            Gain::Shards(gained)
+        }
+    }
+}
+
+/// What a change of held shards leaves an index without ([`OwnedShards::gain_over`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gain {
+    /// Nothing: the same shards, fewer, or only shards never committed.
+    Nothing,
+    /// The keys of these shards (taken over from another writer, with their ancestors).
+    Shards(BTreeSet<String>),
+    /// Every key (another stream).
+    Everything,
+}
+
+/// Whether a data file with these `add.stats` may hold a row that came through one of
+/// `shards`: false only when its statistics prove it cannot (every row came through no
+/// shard, or the `source_shard` range misses them all). No, unreadable or inconsistent
+/// statistics (an older file, another engine's) mean it may. A writer taking over a shard
+/// re-reads only such files, not every file of its partitions.
+pub fn may_hold(stats: Option<&str>, shards: &BTreeSet<String>) -> bool {
+    let Some(v) = stats.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else {
+        return true;
+    };
+    let rows = v["numRecords"].as_i64();
+    if rows.is_some() && rows == v["nullCount"][SOURCE_SHARD].as_i64() {
+        return false; // only rows that came through no shard: held whatever is owned
+    }
+    let lo = v["minValues"][SOURCE_SHARD].as_str();
+    let hi = v["maxValues"][SOURCE_SHARD].as_str();
+    match (lo, hi) {
+        // Byte order, as Parquet and Delta compare strings (and `String`'s `Ord`).
+        (Some(lo), Some(hi)) if lo <= hi => shards
+            .range::<str, _>((Bound::Included(lo), Bound::Included(hi)))
+            .next()
+            .is_some(),
+        _ => true,
     }
 }
 
@@ -124,19 +175,97 @@ mod tests {
     fn only_a_new_shard_or_stream_is_a_gain() {
         let one = OwnedShards::new("s", ["a"]);
         let two = OwnedShards::new("s", ["a", "b"]);
-        assert!(two.gains_over(&one));
-        assert!(
-            !one.gains_over(&two),
+        let b = || Gain::Shards(["b".to_string()].into());
+        assert_eq!(two.gain_over(&one), b());
+        assert_eq!(
+            one.gain_over(&two),
+            Gain::Nothing,
             "losing a shard keeps a superset of the keys"
         );
-        assert!(!one.gains_over(&one.clone()));
-        assert!(OwnedShards::new("t", ["a"]).gains_over(&one));
+        assert_eq!(one.gain_over(&one.clone()), Gain::Nothing);
+        assert_eq!(
+            OwnedShards::new("t", ["a"]).gain_over(&one),
+            Gain::Everything
+        );
         let fresh_b = OwnedShards::new("s", ["a", "b"]).with_fresh(["b"]);
-        assert!(
-            !fresh_b.gains_over(&one),
+        assert_eq!(
+            fresh_b.gain_over(&one),
+            Gain::Nothing,
             "a shard never committed has no keys to miss"
         );
         let fresh_a = OwnedShards::new("s", ["a", "b"]).with_fresh(["a"]);
-        assert!(fresh_a.gains_over(&one), "b has rows");
+        assert_eq!(fresh_a.gain_over(&one), b(), "b has rows");
+    }
+
+    fn stats(rows: i64, nulls: i64, range: Option<(&str, &str)>) -> String {
+        let (mins, maxs) = match range {
+            Some((lo, hi)) => (
+                serde_json::json!({ SOURCE_SHARD: lo, "created_at": 1 }),
+                serde_json::json!({ SOURCE_SHARD: hi, "created_at": 2 }),
+            ),
+            None => (serde_json::json!({}), serde_json::json!({})),
+        };
+        serde_json::json!({
+            "numRecords": rows, "minValues": mins, "maxValues": maxs,
+            "nullCount": { SOURCE_SHARD: nulls },
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_file_may_hold_a_shard_unless_its_statistics_rule_it_out() {
+        let shards: BTreeSet<String> = ["shardId-000000000003".to_string()].into();
+        let may = |s: Option<&str>| may_hold(s, &shards);
+        let range = |lo, hi| stats(10, 0, Some((lo, hi)));
+        assert!(may(Some(&range(
+            "shardId-000000000003",
+            "shardId-000000000003"
+        ))));
+        assert!(may(Some(&range(
+            "shardId-000000000001",
+            "shardId-000000000007"
+        ))));
+        assert!(!may(Some(&range(
+            "shardId-000000000004",
+            "shardId-000000000007"
+        ))));
+        assert!(!may(Some(&range(
+            "shardId-000000000000",
+            "shardId-000000000002"
+        ))));
+        assert!(
+            !may(Some(&stats(10, 10, None))),
+            "every row came through no shard"
+        );
+        assert!(!may(Some(&stats(0, 0, None))), "no rows");
+        // What proves nothing: no statistics, none for the column, unparsable, inverted.
+        assert!(may(None));
+        assert!(may(Some(&stats(10, 3, None))));
+        assert!(may(Some("{\"numRecords\": 10}")));
+        assert!(may(Some("not json")));
+        assert!(may(Some(&range(
+            "shardId-000000000009",
+            "shardId-000000000001"
+        ))));
+    }
+
+    proptest::proptest! {
+        /// Never rules out a file that holds one of the shards: for any rows (shard or
+        /// none), the statistics the writer computes for them never exclude a shard of a row.
+        #[test]
+        fn never_rules_out_a_file_holding_the_shard(
+            rows in proptest::collection::vec(proptest::option::of("[a-z0-9-]{0,8}"), 1..20),
+            pick in 0usize..20,
+        ) {
+            let held: Vec<&String> = rows.iter().flatten().collect();
+            let lo = held.iter().min().map(|s| s.as_str());
+            let hi = held.iter().max().map(|s| s.as_str());
+            let nulls = (rows.len() - held.len()) as i64;
+            let st = stats(rows.len() as i64, nulls, lo.zip(hi));
+            if let Some(shard) = held.get(pick % held.len().max(1)) {
+                let shards: BTreeSet<String> = [shard.to_string()].into();
+                proptest::prop_assert!(may_hold(Some(&st), &shards));
+            }
+        }
     }
 }

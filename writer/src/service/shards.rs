@@ -226,6 +226,7 @@ impl Shards {
         self.parents = (all.iter())
             .map(|l| (l.shard.clone(), l.parents.clone()))
             .collect();
+        let held_before = self.held.len();
         self.notice_lost(&all, buffer);
         for (shard, e) in self.renew_held(&BTreeMap::new()).await {
             self.on_lease_error(&shard, e, buffer);
@@ -235,8 +236,12 @@ impl Shards {
             self.leases.expired(l)
         });
         drop(held);
+        // Whether the table may now differ from `all` in what `count_unread` judges: a
+        // lease dropped or taken this round.
+        let mut moved = self.held.len() != held_before;
         for (shard, counter) in plan.take {
             if !self.held.contains_key(shard.as_str()) {
+                moved = true;
                 self.take(&shard, counter, pipeline).await?;
             }
         }
@@ -258,7 +263,15 @@ impl Shards {
             }
         }
         self.owned_gauge();
-        self.count_unread().await
+        // Nothing moved here since the scan: reuse it (a second Scan every round was a sixth
+        // of an idle writer's lease requests; what a peer did meanwhile, the next round sees).
+        let all = if moved {
+            self.leases.list().await?
+        } else {
+            all
+        };
+        self.count_unread(&all);
+        Ok(())
     }
 
     /// Create a lease for every shard of the stream that has none yet.
@@ -353,14 +366,13 @@ impl Shards {
         Ok(())
     }
 
-    /// Scan the leases once more (after this round's takes) and count the readable shards
-    /// that nobody reads, and those owned by us but not read: the `--exit-when-idle`
+    /// Count, in the lease table as scanned in `all` (after this round's takes), the readable
+    /// shards that nobody reads, and those owned by us but not read: the `--exit-when-idle`
     /// condition and two gauges operators alarm on.
-    async fn count_unread(&mut self) -> Result<(), ServiceError> {
-        let all = self.leases.list().await?;
+    fn count_unread(&mut self, all: &[Lease]) {
         let me = self.leases.worker();
         let held: HashSet<&str> = self.held.keys().map(|k| k.as_ref()).collect();
-        let unread = lease::unread(&all, me, &held, |l| self.leases.expired(l));
+        let unread = lease::unread(all, me, &held, |l| self.leases.expired(l));
         let orphans = unread
             .iter()
             .filter(|l| l.owner.as_deref() == Some(me))
@@ -368,7 +380,7 @@ impl Shards {
         // A peer's lease is known to be dead only after this instance watched its counter
         // stand still for a lease duration: until every peer's lease was watched that long,
         // "no unread shard" proves nothing.
-        let settled = lease::ready(&all)
+        let settled = lease::ready(all)
             .iter()
             .all(|l| l.owner.is_none() || l.owner.as_deref() == Some(me) || self.leases.watched(l));
         let state = LeaseState {
@@ -378,7 +390,6 @@ impl Shards {
         };
         self.unread = settled.then_some(state.unread);
         self.log_lease_state(state);
-        Ok(())
     }
 
     /// Publish the lease gauges; one log line when the picture changes and at least once a
