@@ -150,6 +150,9 @@ async fn with_own_shards_a_writer_loads_its_shards_and_shardless_keys_only() {
     let report = round(&mut b, "shard-b", 0, from_shard("shard-b", batch)).await;
     let stats = b.events.index_stats();
     assert_eq!(stats.keys_loaded, 12, "only the shardless keys: {stats:?}");
+    // a's three files (one per event type) hold only shard-a's rows: not even read.
+    assert_eq!(stats.files_read, 3, "only the backfill's files: {stats:?}");
+    assert_eq!(stats.load_files_skipped, 3, "{stats:?}");
     assert_eq!(report.counts.duplicates, 1, "the backfilled copy is caught");
     assert_eq!(report.counts.written, 11);
     let rows = table_rows(&events_uri(&dir), EVENT_UUID).await;

@@ -132,6 +132,9 @@ pub struct IndexStats {
     /// those shards' rows.
     pub scopes_completed: u64,
     pub gain_files_skipped: u64,
+    /// Files a partition load did not read (shard-scoped dedupe): their statistics prove
+    /// they hold only other shards' rows.
+    pub load_files_skipped: u64,
     /// Lookups in a scope too large for the budget, answered by streaming its key column
     /// (each re-reads the scope's files: a sign the budget is too small).
     pub scopes_streamed: u64,
@@ -342,7 +345,8 @@ impl KeyIndex {
 
     /// The live files of `scopes` in `table` (which must be at the version the index
     /// reflects), and their row counts (from stats). For a held scope missing the keys of
-    /// shards taken over, only the files that may hold those shards' rows.
+    /// shards taken over, only the files that may hold those shards' rows; with
+    /// shard-scoped dedupe, only the files that may hold a key the index keeps.
     pub fn live_files(
         &mut self,
         table: &DeltaTable,
@@ -360,7 +364,7 @@ impl KeyIndex {
             .collect();
         let mut files: FilesByScope = HashMap::new();
         let mut records: HashMap<Scope, usize> = HashMap::new();
-        let mut skipped = 0u64;
+        let (mut skipped, mut load_skipped) = (0u64, 0u64);
         let completing = (wanted.iter())
             .filter(|(_, m)| m.is_some())
             .map(|(s, _)| (*s).clone())
@@ -370,9 +374,18 @@ impl KeyIndex {
             let Some(missing) = wanted.get(&scope) else {
                 continue;
             };
-            if missing.is_some_and(|m| !owner::may_hold(f.stats().as_deref(), m)) {
-                skipped += 1;
-                continue;
+            match (missing, &self.owned) {
+                // Completing a held scope: the files that may hold the shards taken over.
+                (Some(m), _) if !owner::may_hold(f.stats().as_deref(), m) => {
+                    skipped += 1;
+                    continue;
+                }
+                // Loading one (shard-scoped): the files that may hold a key it keeps.
+                (None, Some(owned)) if !owned.may_hold_file(f.stats().as_deref()) => {
+                    load_skipped += 1;
+                    continue;
+                }
+                _ => {}
             }
             *records.entry(scope.clone()).or_default() += f.num_records().unwrap_or(0);
             files
@@ -382,6 +395,7 @@ impl KeyIndex {
         }
         drop(wanted);
         self.stats.gain_files_skipped += skipped;
+        self.stats.load_files_skipped += load_skipped;
         Ok(UnloadedScopes {
             scopes,
             files,

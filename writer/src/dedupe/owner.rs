@@ -11,7 +11,10 @@
 //! - a foreign commit (every `txn` in it names a shard of this stream that this writer does
 //!   not hold) adds no key it needs: it is skipped without reading a file, so losing a race
 //!   to it costs only reading its log entry again — a rebase, with the staged files reused;
-//! - loading a partition keeps only the keys whose `source_shard` is held (or null).
+//! - loading a partition keeps only the keys whose `source_shard` is held (or null), and
+//!   reads only the files that may hold such a key ([`OwnedShards::may_hold_file`]: the
+//!   `source_shard` range and null count the writer puts in `add.stats`), so another
+//!   writer's files cost no read until compaction mixes the shards in one file.
 //!
 //! **The assumption, stated:** two copies of an event share a partition key. A copy that
 //! arrives through another writer's shard (a producer re-sending under a different
@@ -113,22 +116,65 @@ pub enum Gain {
 /// statistics (an older file, another engine's) mean it may. A writer taking over a shard
 /// re-reads only such files, not every file of its partitions.
 pub fn may_hold(stats: Option<&str>, shards: &BTreeSet<String>) -> bool {
-    let Some(v) = stats.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else {
-        return true;
-    };
-    let rows = v["numRecords"].as_i64();
-    if rows.is_some() && rows == v["nullCount"][SOURCE_SHARD].as_i64() {
-        return false; // only rows that came through no shard: held whatever is owned
+    parse_stats(stats).is_none_or(|v| ShardStats::of(&v).may_hold(shards))
+}
+
+impl OwnedShards {
+    /// Whether a data file with these `add.stats` may hold a row whose key this writer
+    /// holds: one of its shards', or one that came through no shard. Loading a partition
+    /// reads only such files, so other writers' files cost a writer no read (until
+    /// compaction mixes the shards in one file, which is then always read).
+    pub fn may_hold_file(&self, stats: Option<&str>) -> bool {
+        parse_stats(stats).is_none_or(|v| {
+            let s = ShardStats::of(&v);
+            s.may_have_shardless() || s.may_hold(&self.shards)
+        })
     }
-    let lo = v["minValues"][SOURCE_SHARD].as_str();
-    let hi = v["maxValues"][SOURCE_SHARD].as_str();
-    match (lo, hi) {
-        // Byte order, as Parquet and Delta compare strings (and `String`'s `Ord`).
-        (Some(lo), Some(hi)) if lo <= hi => shards
-            .range::<str, _>((Bound::Included(lo), Bound::Included(hi)))
-            .next()
-            .is_some(),
-        _ => true,
+}
+
+/// What a data file's `add.stats` say about the shards its rows came through.
+struct ShardStats<'a> {
+    rows: Option<i64>,
+    /// Rows with a null `source_shard` (came through no shard).
+    nulls: Option<i64>,
+    /// The `source_shard` min and max.
+    range: Option<(&'a str, &'a str)>,
+}
+
+/// `add.stats` as JSON; `None` when there are none or they are not JSON.
+fn parse_stats(stats: Option<&str>) -> Option<serde_json::Value> {
+    stats.and_then(|s| serde_json::from_str(s).ok())
+}
+
+impl<'a> ShardStats<'a> {
+    fn of(v: &'a serde_json::Value) -> Self {
+        let lo = v["minValues"][SOURCE_SHARD].as_str();
+        let hi = v["maxValues"][SOURCE_SHARD].as_str();
+        ShardStats {
+            rows: v["numRecords"].as_i64(),
+            nulls: v["nullCount"][SOURCE_SHARD].as_i64(),
+            range: lo.zip(hi),
+        }
+    }
+
+    /// Whether some row may have come through no shard.
+    fn may_have_shardless(&self) -> bool {
+        self.nulls.is_none_or(|n| n > 0)
+    }
+
+    /// Whether a row may have come through one of `shards`.
+    fn may_hold(&self, shards: &BTreeSet<String>) -> bool {
+        if self.rows.is_some() && self.rows == self.nulls {
+            return false; // every row came through no shard (or there is none)
+        }
+        match self.range {
+            // Byte order, as Parquet and Delta compare strings (and `String`'s `Ord`).
+            Some((lo, hi)) if lo <= hi => shards
+                .range::<str, _>((Bound::Included(lo), Bound::Included(hi)))
+                .next()
+                .is_some(),
+            _ => true,
+        }
     }
 }
 
@@ -265,7 +311,37 @@ mod tests {
             if let Some(shard) = held.get(pick % held.len().max(1)) {
                 let shards: BTreeSet<String> = [shard.to_string()].into();
                 proptest::prop_assert!(may_hold(Some(&st), &shards));
+                let owned = OwnedShards::new("s", [shard.as_str(), "zz-other"]);
+                proptest::prop_assert!(owned.may_hold_file(Some(&st)));
+            }
+            // A file with a shardless row is always loaded (those keys are always held).
+            if nulls > 0 {
+                proptest::prop_assert!(OwnedShards::new("s", ["~"]).may_hold_file(Some(&st)));
             }
         }
+    }
+
+    #[test]
+    fn a_partition_load_skips_files_of_other_shards_only() {
+        let owned = OwnedShards::new("s", ["shard-3", "shard-5"]);
+        let may = |s: &str| owned.may_hold_file(Some(s));
+        assert!(may(&stats(10, 0, Some(("shard-3", "shard-3")))));
+        assert!(may(&stats(10, 0, Some(("shard-1", "shard-4")))));
+        assert!(
+            !may(&stats(10, 0, Some(("shard-6", "shard-9")))),
+            "another writer's"
+        );
+        assert!(!may(&stats(10, 0, Some(("shard-4", "shard-4")))));
+        assert!(
+            may(&stats(10, 2, Some(("shard-6", "shard-9")))),
+            "shardless rows are held"
+        );
+        assert!(may(&stats(10, 10, None)), "a backfill's file");
+        assert!(!may(&stats(0, 0, None)), "no rows");
+        assert!(owned.may_hold_file(None), "no statistics");
+        assert!(
+            may("{\"numRecords\": 10}"),
+            "no null count: may be shardless"
+        );
     }
 }

@@ -324,9 +324,11 @@ impl Service {
             key_files_read = index.files_read,
             foreign_commits_skipped = index.foreign_commits_skipped,
             // Cumulative: partitions completed with the keys of shards taken over, and the
-            // files that needed no read for it (their shard range rules the shards out).
+            // files that needed no read for it or for a partition load (their shard range
+            // rules the shards out).
             scopes_completed = index.scopes_completed,
             gain_files_skipped = index.gain_files_skipped,
+            load_files_skipped = index.load_files_skipped,
             "batch committed"
         );
     }
