@@ -94,6 +94,10 @@ pub struct Metrics {
     pub leases_lost: AtomicU64,
     /// Leases taken (new, expired, orphaned or stolen).
     pub leases_taken: AtomicU64,
+    /// Data files whose key column the events table's dedupe index read (loads, other
+    /// writers' commits, takeovers): each is an object-store GET, so a jump after a lease
+    /// takeover or a compaction is what this counter shows (issue 15).
+    pub dedupe_key_files_read: AtomicU64,
     /// Bytes the events table's dedupe key index holds (exact sets and filters), after the
     /// last commit: flat day after day when past days are demoted to filters (issue 14).
     pub dedupe_index_bytes: AtomicI64,
@@ -213,7 +217,7 @@ impl Metrics {
     }
 
     /// Counters: name, help, value.
-    fn counters(&self) -> [(&'static str, &'static str, u64); 9] {
+    fn counters(&self) -> [(&'static str, &'static str, u64); 10] {
         let v = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             (
@@ -260,6 +264,11 @@ impl Metrics {
                 "events_lake_leases_taken_total",
                 "Shard leases taken.",
                 v(&self.leases_taken),
+            ),
+            (
+                "events_lake_dedupe_key_files_read_total",
+                "Data files whose key column the events table's dedupe index read.",
+                v(&self.dedupe_key_files_read),
             ),
         ]
     }
@@ -353,7 +362,9 @@ mod tests {
         m.set_lag("shardId-000000000000", 42);
         m.observe_freshness(3.0);
         m.dedupe_index_bytes.store(1 << 20, Ordering::Relaxed);
+        m.dedupe_key_files_read.store(7, Ordering::Relaxed);
         let text = m.render();
+        assert!(text.contains("events_lake_dedupe_key_files_read_total 7"));
         assert!(text.contains("events_lake_dedupe_index_bytes 1048576"));
         assert!(text.contains("events_lake_commit_slot_writers 0"));
         assert!(text.contains("events_lake_commit_freshness_seconds_bucket{le=\"2.5\"} 0"));

@@ -305,6 +305,9 @@ impl Service {
             i64::try_from(index.bytes_held).unwrap_or(i64::MAX),
             Ordering::Relaxed,
         );
+        // The index counts since the process started, as the counter does.
+        m.dedupe_key_files_read
+            .store(index.files_read, Ordering::Relaxed);
         let freshness = oldest_arrival.map(|arrived| (unix_now() - arrived).max(0.0));
         if let Some(f) = freshness {
             m.observe_freshness(f);
