@@ -15,7 +15,7 @@ export WRITER_BIN := $(CARGO_TARGET_DIR)/debug/writer
 export LOADGEN_BIN := $(CARGO_TARGET_DIR)/debug/loadgen
 export COMPACTOR_BIN := $(CARGO_TARGET_DIR)/debug/compactor
 
-.PHONY: all build demo test lint unit integration terraform-check venv bench profile bench-kinesis bench-soak bench-soak-s3 bench-multiwriter bench-cold-start sim-scaling clean-lake deploy profile-service
+.PHONY: all build demo test lint unit integration terraform-check venv bench profile bench-kinesis bench-soak bench-soak-s3 bench-multiwriter bench-keyscale bench-cold-start sim-scaling clean-lake deploy profile-service
 
 all: build
 
@@ -117,6 +117,16 @@ MULTIWRITER_ARGS ?= --store s3,local --writers 1,2,4,8 --seconds 60 --rate 1000
 bench-multiwriter: venv
 	cargo build --release --bins
 	PATH="$(VENV)/bin:$$PATH" $(PY) bench/multiwriter.py $(MULTIWRITER_ARGS)
+
+# Dedupe cost and memory as one partition grows from 1M to 200M keys (issue 15): shard 0's
+# writer measured at each size with `--dedupe-keys own-shards` and `all`, plus a compacted copy
+# at 10M. Local disk; ~12 GB under /tmp/keyscale at 200M, about 35 minutes. Writes
+# bench/results/keyscale-$(KEYSCALE_TAG).{jsonl,md}.
+KEYSCALE_TAG ?= local
+KEYSCALE_ARGS ?= --sizes 1M,10M,50M,200M --compact-at 10M
+bench-keyscale: venv
+	cargo build --release --bins
+	PATH="$(VENV)/bin:$$PATH" $(PY) bench/keyscale.py $(KEYSCALE_ARGS) --tag $(KEYSCALE_TAG)
 
 # The whole-system simulation (issue 15, bench/sim, stdlib only, seeded): validate against the
 # measured multi-writer runs, then every scale from 1/1000x to 1000x.

@@ -271,3 +271,69 @@ async fn taking_over_a_shard_reads_only_the_files_that_may_hold_its_rows() {
     assert_eq!(rows.len(), 3 * 90 + 10);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Writer `c` on shard-a, with a dedupe budget of `budget` bytes, after one commit that put
+/// shard-a's 600 and shard-b's 6,000 rows of "alpha" in one file (as compaction, or one
+/// writer holding both shards, does). Its batch re-sends 100 of shard-a's events with 100
+/// new ones. Returns its index stats and the batch's report.
+async fn mixed_file_load(budget: usize) -> (writer::dedupe::IndexStats, BatchReport) {
+    let dir = temp_dir("shard-keys-mixed");
+    let mut cfg = config(&dir, "ab");
+    cfg.dedupe.memory_budget_bytes = 1 << 30;
+    let mut ab = Pipeline::open(cfg).await.expect("open");
+    let alpha = |range: std::ops::Range<u64>| range.map(|n| 3 * n);
+    let mut recs = from_shard("shard-a", alpha(0..600));
+    recs.extend(from_shard("shard-b", alpha(10_000..16_000)));
+    let txns = ["shard-a", "shard-b"].map(|s| Transaction::new(app_id(STREAM, s), 0));
+    let expect = ["shard-a", "shard-b"].map(|s| (app_id(STREAM, s), None));
+    ab.process("kinesis", recs, txns.into(), &expect, &HashMap::new())
+        .await
+        .expect("mixed commit");
+    let mut cfg = config(&dir, "c");
+    cfg.dedupe.memory_budget_bytes = budget;
+    let mut c = Pipeline::open(cfg).await.expect("open");
+    c.events
+        .own_shards(Some(OwnedShards::new(STREAM, ["shard-a"])));
+    let mut batch = from_shard("shard-a", alpha(500..700));
+    batch.iter_mut().enumerate().for_each(|(i, r)| {
+        r.position = Position::Sequence {
+            shard: "shard-a".into(),
+            sequence: format!("{:020}", 1_000_000 + i).into(),
+            sub: None,
+        }
+    });
+    let report = round(&mut c, "shard-a", 1, batch).await;
+    let stats = c.events.index_stats();
+    let rows = table_rows(&events_uri(&dir), EVENT_UUID).await;
+    assert_eq!(rows.len(), 600 + 6_000 + 100, "no event stored twice");
+    let _ = std::fs::remove_dir_all(&dir);
+    (stats, report)
+}
+
+/// Issue 15 (the 1M -> 200M-key measurement): a file that mixes other shards' rows with the
+/// writer's own must not be budgeted or sized as if every row were kept. Loading it keeps
+/// shard-a's 600 keys only, so the index fits a budget far below what all 6,600 rows need,
+/// and its memory follows the writer's own keys, not the partition's; a writer whose own
+/// keys do not fit still answers exactly, by streaming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_file_is_budgeted_by_the_keys_the_writer_keeps_not_by_its_rows() {
+    // 64 KiB: ~600 keys fit (16 bytes each, plus the table's slack), 6,600 do not.
+    let (stats, report) = mixed_file_load(64 << 10).await;
+    assert_eq!(report.counts.duplicates, 100, "shard-a's re-sends caught");
+    assert_eq!(report.counts.written, 100);
+    assert_eq!(stats.scopes_streamed, 0, "held, not streamed: {stats:?}");
+    assert_eq!(stats.keys_loaded, 600, "{stats:?}");
+    assert!(stats.bytes_held <= 64 << 10, "{stats:?}");
+    // With room to spare, still sized by the keys kept, not by the file's 6,600 rows.
+    let (stats, _) = mixed_file_load(1 << 30).await;
+    assert!(
+        stats.bytes_held < 6_600 * 16,
+        "index sized for every row of the file: {stats:?}"
+    );
+    // Own keys beyond the budget: streamed after the load, still exact, within budget.
+    let (stats, report) = mixed_file_load(4 << 10).await;
+    assert_eq!(report.counts.duplicates, 100, "{stats:?}");
+    assert_eq!(report.counts.written, 100);
+    assert!(stats.scopes_streamed >= 1, "{stats:?}");
+    assert!(stats.bytes_held <= 4 << 10, "{stats:?}");
+}

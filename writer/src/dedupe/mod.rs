@@ -162,8 +162,13 @@ pub struct UnloadedScopes {
     scopes: Vec<Scope>,
     /// Their live files.
     files: FilesByScope,
-    /// Rows per scope (from file statistics), to judge whether a scope fits the budget.
+    /// Rows per scope (from file statistics) the load keeps, to judge whether a scope fits
+    /// the budget. Shard-scoped, only the rows of files that hold nothing but kept rows
+    /// ([`OwnedShards::keeps_every_row`]).
     records: HashMap<Scope, usize>,
+    /// Shard-scoped: scopes with files that mix kept rows with other shards', so their
+    /// `records` may fall short of the keys kept; their budget is checked after the load.
+    mixed: HashSet<Scope>,
     /// Scopes whose files were narrowed to those that may hold shards taken over: they only
     /// complete the keys held, never make a scope on their own.
     completing: HashSet<Scope>,
@@ -364,6 +369,7 @@ impl KeyIndex {
             .collect();
         let mut files: FilesByScope = HashMap::new();
         let mut records: HashMap<Scope, usize> = HashMap::new();
+        let mut mixed = HashSet::new();
         let (mut skipped, mut load_skipped) = (0u64, 0u64);
         let completing = (wanted.iter())
             .filter(|(_, m)| m.is_some())
@@ -387,7 +393,14 @@ impl KeyIndex {
                 }
                 _ => {}
             }
-            *records.entry(scope.clone()).or_default() += f.num_records().unwrap_or(0);
+            let rows = f.num_records().unwrap_or(0);
+            match (missing, &self.owned) {
+                (None, Some(owned)) if !owned.keeps_every_row(f.stats().as_deref()) => {
+                    mixed.insert(scope.clone());
+                    records.entry(scope.clone()).or_default();
+                }
+                _ => *records.entry(scope.clone()).or_default() += rows,
+            }
             files
                 .entry(scope)
                 .or_default()
@@ -400,6 +413,7 @@ impl KeyIndex {
             scopes,
             files,
             records,
+            mixed,
             completing,
         })
     }
@@ -464,6 +478,8 @@ impl KeyIndex {
         now: Instant,
     ) -> Result<FilesByScope, LakeError> {
         let mut streamed: FilesByScope = HashMap::new();
+        // Files of the scopes loaded from files mixing other shards' rows.
+        let mut mixed: FilesByScope = HashMap::new();
         let mut loading: Vec<(Scope, ScopeKeys)> = Vec::new();
         let mut files = Vec::new();
         // Bytes promised to the scopes being loaded, which the index does not count yet.
@@ -505,6 +521,9 @@ impl KeyIndex {
                 }
             };
             let tag = loading.len();
+            if unloaded.mixed.contains(&scope) {
+                mixed.insert(scope.clone(), scope_files.clone());
+            }
             files.extend(scope_files.into_iter().map(|(p, n)| (tag, p, n)));
             loading.push((scope, keys));
         }
@@ -516,7 +535,35 @@ impl KeyIndex {
         })
         .await?;
         self.scopes.extend(loading);
+        self.fit_mixed(mixed, &mut streamed, candidates);
         Ok(streamed)
+    }
+
+    /// After loading scopes from files that mix other shards' rows (whose kept keys could
+    /// not be counted beforehand): evict other scopes until the index fits its budget, and
+    /// if it still does not, stream the largest of those scopes instead of holding them.
+    /// The load may exceed the budget while it runs, by the kept keys of those scopes.
+    fn fit_mixed(
+        &mut self,
+        mut mixed: FilesByScope,
+        streamed: &mut FilesByScope,
+        candidates: &HashMap<Scope, Vec<&Key>>,
+    ) {
+        if mixed.is_empty() || self.make_room(0, candidates) {
+            return;
+        }
+        while self.memory() > self.budget {
+            let largest = (mixed.keys())
+                .filter_map(|s| Some((s.clone(), self.scopes.get(s)?.memory())))
+                .max_by_key(|(_, m)| *m);
+            let Some((scope, _)) = largest else { break };
+            self.scopes.remove(&scope);
+            self.stats.scopes_streamed += 1;
+            if let Some(files) = mixed.remove(&scope) {
+                streamed.insert(scope, files);
+            }
+        }
+        storage::memory::release_freed_memory();
     }
 
     /// The `wanted` keys found in `files`, streaming their key column (for a scope too large

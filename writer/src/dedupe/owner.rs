@@ -132,6 +132,23 @@ impl OwnedShards {
     }
 }
 
+impl OwnedShards {
+    /// Whether a data file with these `add.stats` holds only rows whose keys this writer
+    /// keeps (one held shard's, or rows of no shard), so a load keeps all its rows. A file
+    /// that may mix in other shards' rows (compacted, or written by a writer holding several
+    /// shards) tells nothing about how many of its rows are kept: sizing the index by them
+    /// made a writer budget a compacted partition by every shard's rows, and stream it
+    /// (re-read it every batch) once those exceeded the budget (issue 15, `bench/keyscale`).
+    pub fn keeps_every_row(&self, stats: Option<&str>) -> bool {
+        parse_stats(stats).is_some_and(|v| {
+            let s = ShardStats::of(&v);
+            (s.rows.is_some() && s.rows == s.nulls)
+                || s.range
+                    .is_some_and(|(lo, hi)| lo == hi && self.shards.contains(lo))
+        })
+    }
+}
+
 /// What a data file's `add.stats` say about the shards its rows came through.
 struct ShardStats<'a> {
     rows: Option<i64>,
@@ -343,5 +360,28 @@ mod tests {
             may("{\"numRecords\": 10}"),
             "no null count: may be shardless"
         );
+    }
+
+    #[test]
+    fn only_a_file_of_one_held_shard_or_none_is_kept_whole() {
+        let owned = OwnedShards::new("s", ["shard-3", "shard-5"]);
+        let keeps = |s: &str| owned.keeps_every_row(Some(s));
+        assert!(keeps(&stats(10, 0, Some(("shard-3", "shard-3")))));
+        assert!(
+            keeps(&stats(10, 4, Some(("shard-5", "shard-5")))),
+            "+ shardless"
+        );
+        assert!(keeps(&stats(10, 10, None)), "a backfill's file");
+        assert!(
+            !keeps(&stats(10, 0, Some(("shard-3", "shard-5")))),
+            "shard-4 may be in between"
+        );
+        assert!(
+            !keeps(&stats(10, 0, Some(("shard-1", "shard-9")))),
+            "compacted"
+        );
+        assert!(!keeps(&stats(10, 0, Some(("shard-4", "shard-4")))));
+        assert!(!owned.keeps_every_row(None), "no statistics");
+        assert!(!keeps("{\"numRecords\": 10}"));
     }
 }
