@@ -105,12 +105,22 @@ def main():
     ap.add_argument("--perf-data", help="also sample the writer with `perf record -g` (dwarf call graphs, "
                                         "499 Hz) for the whole run into this file (use a symbolized build: "
                                         "BENCH_WRITER=$CARGO_TARGET_DIR/profiling/writer, `make profile-service` does it all)")
+    ap.add_argument("--keep-alive", action="store_true",
+                    help="put bench/keepalive_proxy.py in front of moto: the writer keeps its S3 and DynamoDB "
+                         "connections open, as against AWS (moto closes every connection after one request)")
     args = ap.parse_args()
     procs = []
     port = free_port()
     procs.append(subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     url = f"http://127.0.0.1:{port}"
+    if args.keep_alive:
+        pport = free_port()
+        procs.append(subprocess.Popen([sys.executable, str(pathlib.Path(__file__).resolve().parent / "keepalive_proxy.py"),
+                                       "--listen-port", str(pport), "--upstream-port", str(port),
+                                       "--stats", args.out + ".proxy.json" if args.out else os.devnull]))
+        wait_port(pport)
+        url = f"http://127.0.0.1:{pport}"
     kurl = url
     if args.kinesis == "kinesalite":
         kport = free_port()
@@ -119,7 +129,10 @@ def main():
         wait_port(kport)
     wait_port(port)
     try:
-        run(args, url, kurl, {"moto": procs[0].pid, "kinesis_emulator": procs[-1].pid})
+        emulators = {"moto": procs[0].pid, "kinesis_emulator": procs[-1].pid if args.kinesis == "kinesalite" else procs[0].pid}
+        if args.keep_alive:
+            emulators["keepalive_proxy"] = procs[1].pid
+        run(args, url, kurl, emulators)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -312,7 +325,7 @@ def run(args, url, kurl, emulators):
     result = {
         "events": args.events, "shards": args.shards, "flush_interval": args.flush_interval,
         "poll_interval": args.poll_interval,
-        "kinesis": args.kinesis, "store": args.store, "rate": args.rate,
+        "kinesis": args.kinesis, "store": args.store, "rate": args.rate, "keep_alive": args.keep_alive,
         "generator_seconds": round(put_done - t0, 2),
         "generator_events_per_sec": round(args.events / (put_done - t0)),
         "end_to_end_seconds": round(last_visible - t0, 2),
