@@ -58,8 +58,8 @@ use storage::log::LogEntry;
 
 pub use key::Key;
 use key::ScopeKeys;
-use owner::Gain;
 pub use owner::OwnedShards;
+use owner::{Gain, Kept};
 
 /// Key-column files read at once (object-store GETs in flight; each file is small: a commit
 /// adds one per partition it touches). S3 serves 5,500 GETs/s per prefix and every partition
@@ -380,25 +380,27 @@ impl KeyIndex {
             let Some(missing) = wanted.get(&scope) else {
                 continue;
             };
+            let stats = f.stats();
+            let rows = f.num_records().unwrap_or(0);
             match (missing, &self.owned) {
                 // Completing a held scope: the files that may hold the shards taken over.
-                (Some(m), _) if !owner::may_hold(f.stats().as_deref(), m) => {
+                (Some(m), _) if !owner::may_hold(stats.as_deref(), m) => {
                     skipped += 1;
                     continue;
                 }
-                // Loading one (shard-scoped): the files that may hold a key it keeps.
-                (None, Some(owned)) if !owned.may_hold_file(f.stats().as_deref()) => {
-                    load_skipped += 1;
-                    continue;
-                }
-                _ => {}
-            }
-            let rows = f.num_records().unwrap_or(0);
-            match (missing, &self.owned) {
-                (None, Some(owned)) if !owned.keeps_every_row(f.stats().as_deref()) => {
-                    mixed.insert(scope.clone());
-                    records.entry(scope.clone()).or_default();
-                }
+                // Loading one (shard-scoped): the files that may hold a key it keeps, and
+                // only the rows of files it keeps whole count to size it.
+                (None, Some(owned)) => match owned.kept(stats.as_deref()) {
+                    Kept::None => {
+                        load_skipped += 1;
+                        continue;
+                    }
+                    Kept::Some => {
+                        mixed.insert(scope.clone());
+                        records.entry(scope.clone()).or_default();
+                    }
+                    Kept::All => *records.entry(scope.clone()).or_default() += rows,
+                },
                 _ => *records.entry(scope.clone()).or_default() += rows,
             }
             files

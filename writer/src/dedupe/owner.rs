@@ -119,33 +119,54 @@ pub fn may_hold(stats: Option<&str>, shards: &BTreeSet<String>) -> bool {
     parse_stats(stats).is_none_or(|v| ShardStats::of(&v).may_hold(shards))
 }
 
-impl OwnedShards {
-    /// Whether a data file with these `add.stats` may hold a row whose key this writer
-    /// holds: one of its shards', or one that came through no shard. Loading a partition
-    /// reads only such files, so other writers' files cost a writer no read (until
-    /// compaction mixes the shards in one file, which is then always read).
-    pub fn may_hold_file(&self, stats: Option<&str>) -> bool {
-        parse_stats(stats).is_none_or(|v| {
-            let s = ShardStats::of(&v);
-            s.may_have_shardless() || s.may_hold(&self.shards)
-        })
-    }
+/// Which rows of a data file a shard-scoped load keeps, as its `add.stats` tell
+/// ([`OwnedShards::kept`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// None: every row came through another writer's shard (the file is not read).
+    None,
+    /// Every row: one held shard's, or rows of no shard (the file's row count is what the
+    /// load keeps).
+    All,
+    /// Some, or no telling: the file may mix held shards' rows with others' (compacted, or
+    /// written by a writer holding several shards), or has no usable statistics.
+    Some,
 }
 
 impl OwnedShards {
-    /// Whether a data file with these `add.stats` holds only rows whose keys this writer
-    /// keeps (one held shard's, or rows of no shard), so a load keeps all its rows. A file
-    /// that may mix in other shards' rows (compacted, or written by a writer holding several
-    /// shards) tells nothing about how many of its rows are kept: sizing the index by them
-    /// made a writer budget a compacted partition by every shard's rows, and stream it
-    /// (re-read it every batch) once those exceeded the budget (issue 15, `bench/keyscale`).
+    /// Which rows of a data file with these `add.stats` this writer's load keeps. Loading a
+    /// partition reads only files that may hold a kept row, so other writers' files cost no
+    /// read (until compaction mixes the shards in one file). And only files kept whole are
+    /// counted to size the index: sizing it by every row of mixed files made a writer budget
+    /// a compacted partition by every shard's rows, and stream it (re-read it every batch)
+    /// once those exceeded the budget (issue 15, `bench/keyscale`). One parse per file for
+    /// both answers: a cold start judges every file of the partitions it loads.
+    pub fn kept(&self, stats: Option<&str>) -> Kept {
+        let Some(v) = parse_stats(stats) else {
+            return Kept::Some;
+        };
+        let s = ShardStats::of(&v);
+        if !s.may_have_shardless() && !s.may_hold(&self.shards) {
+            Kept::None
+        } else if (s.rows.is_some() && s.rows == s.nulls)
+            || s.range
+                .is_some_and(|(lo, hi)| lo == hi && self.shards.contains(lo))
+        {
+            Kept::All
+        } else {
+            Kept::Some
+        }
+    }
+
+    /// Whether a data file may hold a row whose key this writer holds: one of its shards',
+    /// or one that came through no shard ([`Self::kept`] is not [`Kept::None`]).
+    pub fn may_hold_file(&self, stats: Option<&str>) -> bool {
+        self.kept(stats) != Kept::None
+    }
+
+    /// Whether a load keeps every row of a data file ([`Self::kept`] is [`Kept::All`]).
     pub fn keeps_every_row(&self, stats: Option<&str>) -> bool {
-        parse_stats(stats).is_some_and(|v| {
-            let s = ShardStats::of(&v);
-            (s.rows.is_some() && s.rows == s.nulls)
-                || s.range
-                    .is_some_and(|(lo, hi)| lo == hi && self.shards.contains(lo))
-        })
+        self.kept(stats) == Kept::All
     }
 }
 
